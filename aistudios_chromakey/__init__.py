@@ -1,0 +1,52 @@
+"""Chroma-key (green-screen) avatar videos from DeepBrain AI's AI STUDIOS API.
+
+The tutorial's flow in four plain functions::
+
+    key = request_export(job, token)              # ask for a render
+    url = wait_for_video(key, token)              # poll until it is done
+    path = download_video(url, out_dir="videos")  # save the video
+    paths = export_chromakeys(jobs, token)        # all of it, for a batch
+"""
+
+import logging
+
+__version__ = "0.1.0"
+
+from .api import ProgressEvent, request_export, wait_for_video
+from .batch import export_chromakeys
+from .download import download_video
+from .errors import (
+    AIStudiosError,
+    AuthenticationError,
+    BatchError,
+    DownloadError,
+    ExportRejected,
+    ExportUncertain,
+    InvalidJob,
+    RateLimited,
+    RenderFailed,
+    RenderTimeout,
+    ServiceError,
+)
+
+logging.getLogger("aistudios_chromakey").addHandler(logging.NullHandler())
+
+__all__ = [
+    "AIStudiosError",
+    "AuthenticationError",
+    "BatchError",
+    "DownloadError",
+    "ExportRejected",
+    "ExportUncertain",
+    "InvalidJob",
+    "ProgressEvent",
+    "RateLimited",
+    "RenderFailed",
+    "RenderTimeout",
+    "ServiceError",
+    "__version__",
+    "download_video",
+    "export_chromakeys",
+    "request_export",
+    "wait_for_video",
+]

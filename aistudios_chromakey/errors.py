@@ -1,0 +1,96 @@
+"""The exceptions the library raises.
+
+Everything it raises on purpose derives from :class:`AIStudiosError`, so one
+``except AIStudiosError`` catches every failure of the service, the network
+or the input. Some classes also derive from a builtin (``ValueError``,
+``TimeoutError``) so that code which knows nothing of this library still
+catches them. No message ever contains the API key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+
+class AIStudiosError(Exception):
+    """Base class of every error raised by ``aistudios_chromakey``."""
+
+
+class InvalidJob(AIStudiosError, ValueError):
+    """A job is malformed; raised before anything is sent or paid for.
+
+    :ivar position: the job's 1-based position in the batch (``None`` for a
+        single job given to :func:`request_export`).
+    :ivar field: the offending field, or ``None`` when the whole job is wrong.
+    """
+
+    def __init__(self, message: str, *, position: Optional[int] = None, field: Optional[str] = None):
+        where = f"job {position}" if position is not None else "job"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {message}")
+        self.position = position
+        self.field = field
+
+
+class AuthenticationError(AIStudiosError):
+    """The service refused the API key (HTTP 401/403), or no key was given."""
+
+
+class ServiceError(AIStudiosError):
+    """The service answered something unusable: an HTTP error, a page that is
+    not JSON, or JSON without the expected fields.
+
+    :ivar status: the HTTP status, when there was an answer.
+    """
+
+    def __init__(self, message: str, *, status: Optional[int] = None):
+        super().__init__(message)
+        self.status = status
+
+
+class RateLimited(ServiceError):
+    """The service kept answering 429 (too many requests) after the retries."""
+
+
+class ExportRejected(AIStudiosError):
+    """The service refused an export request (for example ``success: false``
+    for an unknown model); nothing was rendered or charged."""
+
+
+class ExportUncertain(AIStudiosError):
+    """The export request was sent but its answer was lost (a timeout or a
+    reset connection): the service may have accepted it and may charge for
+    it. It is not resent automatically, because a second request is a second
+    paid render."""
+
+
+class RenderFailed(AIStudiosError):
+    """The service reported that a render failed, or no longer knows it."""
+
+
+class RenderTimeout(AIStudiosError, TimeoutError):
+    """A render did not finish within the deadline given by ``timeout``."""
+
+
+class DownloadError(AIStudiosError):
+    """A video could not be downloaded completely. Nothing is left under the
+    final file name."""
+
+
+class BatchError(AIStudiosError):
+    """Some jobs of a batch failed; the others finished.
+
+    :ivar failures: ``(position, error)`` for each failed job, positions
+        1-based.
+    :ivar paths: one entry per job, in job order: the downloaded file, or
+        ``None`` for a job that failed.
+    """
+
+    def __init__(self, failures: Sequence[Tuple[int, BaseException]], paths: Sequence[Optional[Path]]):
+        lines = [f"{len(failures)} of {len(paths)} jobs failed:"]
+        lines += [f"  job {position}: {error}" for position, error in failures]
+        super().__init__("\n".join(lines))
+        self.failures = list(failures)
+        self.paths = list(paths)
