@@ -1,0 +1,242 @@
+"""Downloading a finished video: streamed, verified, atomic, resumable.
+
+The body is streamed in chunks into a temporary file beside the target, its
+length is checked against ``Content-Length``, and only then is it linked into
+place under its final name, which never replaces an existing file. A transfer
+cut off half-way is resumed with a ``Range`` request where the server allows
+it and restarted where it does not. The download host (a storage bucket on
+another domain) never receives the API key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import time
+import unicodedata
+from pathlib import Path
+from typing import IO, Optional, Tuple, Union
+from urllib.parse import unquote, urlsplit
+
+import requests
+
+from ._transport import DEFAULT_REQUEST_TIMEOUT, RequestTimeout, session_scope
+from .errors import DownloadError
+
+logger = logging.getLogger("aistudios_chromakey")
+
+_CHUNK = 1024 * 1024
+_ATTEMPTS = 5
+_MAX_NAME_BYTES = 150
+_DEFAULT_EXTENSION = ".mp4"
+_WINDOWS_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL"] + [f"COM{i}" for i in range(1, 10)] + [f"LPT{i}" for i in range(1, 10)]
+)
+_UNSAFE = re.compile(r'[<>:"/\\|?*]')
+
+# Errors after which a transfer is tried again from where it stopped.
+_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+def _truncate_utf8(text: str, limit: int) -> str:
+    encoded = text.encode("utf-8")[:limit]
+    return encoded.decode("utf-8", errors="ignore")
+
+
+def safe_filename(url: str, fallback: Optional[str] = None) -> str:
+    """The file name the tutorial would use for ``url`` (the basename of its
+    path), made safe to create in any folder.
+
+    Percent-escapes are decoded, anything up to the last ``/`` or ``\\`` is
+    dropped, control and reserved characters are replaced, leading dots and
+    Windows device names are defused, the length is bounded (the extension
+    kept), and an empty result falls back to ``fallback`` (a project key) or
+    ``video``. A name without an extension gets ``.mp4``.
+    """
+    name = _clean(unquote(urlsplit(url).path.rsplit("/", 1)[-1]))
+    if not name and fallback:
+        name = _clean(fallback)
+    if not name:
+        name = "video"
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or not 1 <= len(extension) <= 8 or not extension.isalnum():
+        stem, extension = name, _DEFAULT_EXTENSION[1:]
+    if stem.split(".")[0].upper() in _WINDOWS_RESERVED:
+        stem = "_" + stem
+    stem = _truncate_utf8(stem, _MAX_NAME_BYTES - len(extension) - 1).rstrip(". ") or "video"
+    return f"{stem}.{extension}"
+
+
+def _clean(raw: str) -> str:
+    name = re.split(r"[/\\]", raw)[-1]
+    name = "".join("_" if unicodedata.category(ch).startswith("C") else ch for ch in name)
+    name = _UNSAFE.sub("_", name)
+    return name.strip().lstrip(".").rstrip(". ")
+
+
+def _check_filename(filename: str) -> str:
+    if (
+        not isinstance(filename, str)
+        or not filename.strip()
+        or filename in (".", "..")
+        or re.search(r"[/\\\x00]", filename)
+    ):
+        raise ValueError(f"filename must be a plain file name without folders, not {filename!r}")
+    return filename
+
+
+def _content_range_start(value: Optional[str]) -> Tuple[Optional[int], Optional[int]]:
+    """``(start, total)`` of a ``Content-Range: bytes start-end/total`` header."""
+    match = re.fullmatch(r"\s*bytes\s+(\d+)-\d+/(\d+|\*)\s*", value or "")
+    if not match:
+        return None, None
+    total = None if match.group(2) == "*" else int(match.group(2))
+    return int(match.group(1)), total
+
+
+def _transfer(session: requests.Session, url: str, out: IO[bytes], request_timeout: RequestTimeout) -> int:
+    """Stream ``url`` into ``out``; resume or restart after a cut-off.
+    Returns the number of bytes written."""
+    received = 0
+    total: Optional[int] = None
+    validator: Optional[str] = None
+    last_problem = "no answer"
+    for attempt in range(1, _ATTEMPTS + 1):
+        # Authorization: None removes any such header a caller's session carries.
+        headers = {"Authorization": None, "Accept-Encoding": "identity"}
+        if received:
+            headers["Range"] = f"bytes={received}-"
+            if validator:
+                headers["If-Range"] = validator
+        try:
+            with session.get(url, stream=True, headers=headers, timeout=request_timeout) as response:
+                status = response.status_code
+                if status == 206 and received:
+                    start, whole = _content_range_start(response.headers.get("Content-Range"))
+                    if start != received:
+                        raise DownloadError(f"the server resumed at byte {start}, not at {received}")
+                    total = whole if whole is not None else total
+                elif status == 200:
+                    if received:
+                        logger.info("download of %s: the server ignored the range; restarting", _where(url))
+                        out.seek(0)
+                        out.truncate()
+                        received = 0
+                    length = response.headers.get("Content-Length")
+                    total = int(length) if length and length.isdigit() else None
+                    etag = response.headers.get("ETag")
+                    validator = etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified")
+                else:
+                    raise DownloadError(f"the download host answered HTTP {status} for {_where(url)}")
+                for chunk in response.iter_content(chunk_size=_CHUNK):
+                    out.write(chunk)
+                    received += len(chunk)
+        except _TRANSIENT as error:
+            last_problem = type(error).__name__
+        else:
+            if total is None or received == total:
+                return received
+            if received > total:
+                raise DownloadError(f"{_where(url)}: received {received} bytes, more than the announced {total}")
+            last_problem = "the connection closed early"
+        logger.warning(
+            "download of %s interrupted (%s) at %d of %s bytes; attempt %d of %d",
+            _where(url),
+            last_problem,
+            received,
+            total if total is not None else "?",
+            attempt,
+            _ATTEMPTS,
+        )
+        if attempt < _ATTEMPTS:
+            time.sleep(min(0.25 * 2**attempt, 4.0))
+    raise DownloadError(
+        f"{_where(url)}: only {received} of {total if total is not None else 'an unknown number of'} bytes "
+        f"arrived after {_ATTEMPTS} attempts ({last_problem}); nothing was saved"
+    )
+
+
+def _where(url: str) -> str:
+    """The address without its query, which may hold a signature."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _place(temporary: Path, folder: Path, name: str) -> Path:
+    """Give ``temporary`` its final name without replacing any file: ``name``,
+    else ``stem-2.ext``, ``stem-3.ext``..."""
+    stem, dot, extension = name.rpartition(".")
+    if not dot:
+        stem, extension = name, ""
+    for n in range(1, 10_000):
+        candidate = folder / (name if n == 1 else f"{stem}-{n}{dot}{extension}")
+        try:
+            os.link(temporary, candidate)
+        except FileExistsError:
+            continue
+        except OSError:
+            # No hard links on this file system: fall back to a check and a rename.
+            if candidate.exists():
+                continue
+            os.replace(temporary, candidate)
+            return candidate
+        os.unlink(temporary)
+        return candidate
+    raise DownloadError(f"{folder}: too many files named like {name!r}")
+
+
+def download_video(
+    url: str,
+    out_dir: Union[str, os.PathLike[str]] = "videos",
+    *,
+    filename: Optional[str] = None,
+    project_key: Optional[str] = None,
+    session: Optional[requests.Session] = None,
+    request_timeout: RequestTimeout = DEFAULT_REQUEST_TIMEOUT,
+) -> Path:
+    """Download a finished video into ``out_dir`` (tutorial step 4).
+
+    The file is named after the address, as in the tutorial (the basename of
+    its path, made safe), unless ``filename`` is given. An existing file is
+    never replaced: the new one gets a numbered suffix (``clip-2.mp4``).
+    Nothing appears under the final name until the whole body has arrived.
+
+    :param url: the video's address, from :func:`wait_for_video`.
+    :param out_dir: the output folder; created if missing.
+    :param filename: the file name to use instead of the address's basename.
+    :param project_key: used to name the file when the address has no name.
+    :param session: a ``requests.Session`` to reuse. The API key is never
+        sent to the download host, even if this session carries one.
+    :param request_timeout: seconds to connect and to wait for data.
+    :return: the path of the downloaded file.
+    :rtype: pathlib.Path
+    :raises DownloadError: the download failed; nothing was saved.
+
+    Usage::
+
+        >>> path = download_video(url, out_dir="videos")
+    """
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"url must be an http(s) address, not {url!r}")
+    name = _check_filename(filename) if filename is not None else safe_filename(url, project_key)
+    folder = Path(out_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DownloadError(f"cannot create the output folder {folder}: {error.strerror}") from None
+    temporary = folder / f".{_truncate_utf8(name, 60)}.{secrets.token_hex(4)}.part"
+    logger.info("downloading %s into %s", _where(url), folder)
+    with session_scope(session) as active:
+        try:
+            with open(temporary, "xb") as out:
+                size = _transfer(active, url, out, request_timeout)
+                out.flush()
+                os.fsync(out.fileno())
+            path = _place(temporary, folder, name)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+    logger.info("saved %s (%d bytes)", path, size)
+    return path
