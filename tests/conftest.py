@@ -1,0 +1,38 @@
+"""Fixtures: a fresh simulator of the service for each test, the tutorial's jobs."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+from aistudios_chromakey.simulator import Simulator
+
+#: The tutorial's three jobs, verbatim.
+TUTORIAL_JOBS: List[Dict[str, Any]] = [
+    {"language": "ko", "text": "안녕하세요, 저는 첫번째 작업입니다.", "model": "M000004017", "clothes": "BG00006160"},
+    {"language": "ko", "text": "안녕하세요, 저는 두번째 작업입니다.", "model": "M000004017", "clothes": "BG00001004"},
+    {"language": "ko", "text": "안녕하세요, 저는 세번째 작업입니다.", "model": "M000004017", "clothes": "BG00006160"},
+]
+
+#: A key distinctive enough to be found if it leaks anywhere.
+SECRET = "sk-live-Zq8!SECRET-KEY-do-not-leak-4711"
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    """The service and its download host on loopback; renders take 0.2 s."""
+    with Simulator(SECRET, render_seconds=0.2) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def jobs() -> List[Dict[str, Any]]:
+    return copy.deepcopy(TUTORIAL_JOBS)
+
+
+@pytest.fixture
+def fast(sim: Simulator) -> Dict[str, Any]:
+    """Keyword arguments pointing a call at the simulator with quick polling."""
+    return {"base_url": sim.base_url, "poll_interval": 0.05}

@@ -1,0 +1,260 @@
+"""request_export and wait_for_video against the simulator, over real HTTP."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import pytest
+
+from aistudios_chromakey import (
+    AIStudiosError,
+    AuthenticationError,
+    ExportRejected,
+    ExportUncertain,
+    InvalidJob,
+    ProgressEvent,
+    RenderFailed,
+    RenderTimeout,
+    ServiceError,
+    request_export,
+    wait_for_video,
+)
+from aistudios_chromakey.simulator import RenderPlan, Simulator
+
+from .conftest import SECRET
+
+# --- the export request -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api, path", [("legacy", "/api/odin/simple/video"), ("v3", "/api/odin/v3/simple/video")])
+def test_export_posts_the_job_as_json_with_the_raw_key(
+    sim: Simulator, jobs: List[Dict[str, Any]], api: str, path: str
+) -> None:
+    key = request_export(jobs[0], SECRET, api=api, base_url=sim.base_url)
+
+    [export] = sim.exports
+    assert key == export.key
+    assert export.api == api
+    [sent] = sim.requests("api")
+    assert (sent.method, sent.path) == ("POST", path)
+    assert sent.headers["Authorization"] == SECRET  # raw key, no "Bearer"
+    assert sent.headers["Content-Type"] == "application/json"
+    assert sent.json() == jobs[0]
+
+
+def test_optional_fields_are_passed_through_unchanged(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    job = dict(jobs[0], resolution="720", isExport=True, webhookUrl="https://example.invalid/hook")
+    request_export(job, SECRET, api="v3", base_url=sim.base_url)
+    assert sim.requests("api")[0].json() == job
+
+
+def test_the_key_may_come_from_the_environment(
+    sim: Simulator, jobs: List[Dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AISTUDIOS_API_KEY", SECRET + "\n")  # as pasted from a file
+    request_export(jobs[0], base_url=sim.base_url)
+    assert sim.requests("api")[0].headers["Authorization"] == SECRET
+
+
+def test_no_key_at_all_is_an_authentication_error_before_sending(
+    sim: Simulator, jobs: List[Dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AISTUDIOS_API_KEY", raising=False)
+    with pytest.raises(AuthenticationError, match="AISTUDIOS_API_KEY"):
+        request_export(jobs[0], base_url=sim.base_url)
+    assert sim.log == []
+
+
+def test_a_key_with_a_line_break_inside_is_refused_without_echoing_it(
+    sim: Simulator, jobs: List[Dict[str, Any]]
+) -> None:
+    with pytest.raises(AuthenticationError) as caught:
+        request_export(jobs[0], "abc\ndef-secret", base_url=sim.base_url)
+    assert "def-secret" not in str(caught.value)
+    assert sim.log == []
+
+
+def test_a_wrong_key_is_an_authentication_error_without_retry_or_poll(
+    sim: Simulator, jobs: List[Dict[str, Any]]
+) -> None:
+    with pytest.raises(AuthenticationError) as caught:
+        request_export(jobs[0], "wrong-key", base_url=sim.base_url)
+    assert isinstance(caught.value, AIStudiosError)
+    assert "Unauthorized" in str(caught.value)  # the server's own words
+    assert len(sim.log) == 1
+    assert sim.polls() == []
+
+
+def test_an_export_refused_with_success_false_raises_the_servers_message(
+    sim: Simulator, jobs: List[Dict[str, Any]]
+) -> None:
+    sim.plan(RenderPlan(reject="text does not match the model's language"))
+    with pytest.raises(ExportRejected, match="text does not match the model's language"):
+        request_export(jobs[0], SECRET, base_url=sim.base_url)
+    assert sim.exports == []
+    assert sim.polls() == []
+
+
+def test_an_unknown_model_is_rejected_by_the_service(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    with pytest.raises(ExportRejected, match="model not found"):
+        request_export(dict(jobs[0], model="M4017"), SECRET, base_url=sim.base_url)
+
+
+# --- validation -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "job, field, message",
+    [
+        ({"language": "ko", "text": "hi", "model": "M000004017"}, "clothes", "missing"),
+        ({"language": "ko", "text": "", "model": "M000004017", "clothes": "BG00006160"}, "text", "empty"),
+        ({"language": "ko", "text": "  ", "model": "M000004017", "clothes": "BG00006160"}, "text", "empty"),
+        ({"language": "ko", "text": 42, "model": "M000004017", "clothes": "BG00006160"}, "text", "string"),
+        ({"language": None, "text": "hi", "model": "M000004017", "clothes": "BG00006160"}, "language", "string"),
+        (
+            {"language": "ko", "text": "hi", "model": "M000004017", "clothes": "BG00006160", "uppercut": "1"},
+            "uppercut",
+            "number",
+        ),
+        (
+            {"language": "ko", "text": "hi", "model": "M000004017", "clothes": "BG00006160", "cloths": "x"},
+            "cloths",
+            "did you mean 'clothes'",
+        ),
+        (
+            {"language": "ko", "text": "hi", "model": "M000004017", "clothes": "BG00006160", "resolution": "1080"},
+            "resolution",
+            "api='v3'",
+        ),
+    ],
+)
+def test_a_bad_job_names_the_field_and_sends_nothing(
+    sim: Simulator, job: Dict[str, Any], field: str, message: str
+) -> None:
+    with pytest.raises(InvalidJob, match=message) as caught:
+        request_export(job, SECRET, base_url=sim.base_url)
+    assert caught.value.field == field
+    assert repr(field) in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+    assert sim.log == []
+
+
+def test_a_job_that_is_not_a_dict_is_invalid(sim: Simulator) -> None:
+    with pytest.raises(InvalidJob, match="must be a dict"):
+        request_export(["ko", "hi"], SECRET, base_url=sim.base_url)  # type: ignore[arg-type]
+    assert sim.log == []
+
+
+def test_v3_fields_are_checked_on_v3(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    with pytest.raises(InvalidJob, match="one of '4k', '1080', '720', '480'"):
+        request_export(dict(jobs[0], resolution="2160"), SECRET, api="v3", base_url=sim.base_url)
+    assert sim.log == []
+
+
+@pytest.mark.parametrize("base_url", ["aistudios.com", "ftp://aistudios.com", "https://aistudios.com/api/odin"])
+def test_a_malformed_base_url_is_refused(jobs: List[Dict[str, Any]], base_url: str) -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        request_export(jobs[0], SECRET, base_url=base_url)
+
+
+def test_an_unknown_api_is_refused(jobs: List[Dict[str, Any]]) -> None:
+    with pytest.raises(ValueError, match="'legacy' or 'v3'"):
+        request_export(jobs[0], SECRET, api="v2")
+
+
+# --- waiting -------------------------------------------------------------------
+
+
+def _export(sim: Simulator, jobs: List[Dict[str, Any]], api: str = "legacy") -> str:
+    return request_export(jobs[0], SECRET, api=api, base_url=sim.base_url)
+
+
+@pytest.mark.parametrize(
+    "api, field", [("legacy", "url"), ("legacy", "videoUrl"), ("legacy", "download_url"), ("v3", None)]
+)
+def test_wait_returns_the_address_whatever_field_names_it(
+    sim: Simulator, jobs: List[Dict[str, Any]], api: str, field: str
+) -> None:
+    sim.plan(RenderPlan(seconds=0.2, url_field=field))
+    key = _export(sim, jobs, api)
+    url = wait_for_video(key, SECRET, api=api, base_url=sim.base_url, poll_interval=0.05)
+    assert url.startswith(sim.download_url) and key in url
+
+
+def test_wait_polls_until_progress_reaches_100(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.plan(RenderPlan(seconds=0.5))
+    key = _export(sim, jobs)
+    seen: List[ProgressEvent] = []
+    wait_for_video(key, SECRET, base_url=sim.base_url, poll_interval=0.05, on_progress=seen.append)
+    progress = [event.progress for event in seen]
+    assert len(progress) == len(sim.polls(key)) >= 3
+    assert progress == sorted(progress)
+    assert progress[0] < 100 and progress[-1] == 100  # type: ignore[operator]
+
+
+def test_progress_100_without_an_address_keeps_polling(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.plan(RenderPlan(seconds=0, address_after_polls=3))
+    key = _export(sim, jobs)
+    seen: List[ProgressEvent] = []
+    url = wait_for_video(key, SECRET, base_url=sim.base_url, poll_interval=0.05, on_progress=seen.append)
+    assert key in url
+    assert [event.progress for event in seen] == [100.0] * 4  # three without an address, then the address
+
+
+def test_progress_sent_as_a_string_works(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.plan(RenderPlan(seconds=0.2, progress_as_string=True))
+    key = _export(sim, jobs)
+    assert key in wait_for_video(key, SECRET, base_url=sim.base_url, poll_interval=0.05)
+
+
+def test_a_render_that_never_ends_times_out(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.plan(RenderPlan(finish=False))
+    key = _export(sim, jobs)
+    with pytest.raises(RenderTimeout) as caught:
+        wait_for_video(key, SECRET, base_url=sim.base_url, poll_interval=0.2, timeout=1)
+    assert isinstance(caught.value, TimeoutError)
+    assert isinstance(caught.value, AIStudiosError)
+    assert key in str(caught.value)
+
+
+def test_a_render_stuck_at_100_without_an_address_times_out(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.plan(RenderPlan(seconds=0, address_after_polls=None))
+    key = _export(sim, jobs)
+    with pytest.raises(RenderTimeout, match="no video address"):
+        wait_for_video(key, SECRET, base_url=sim.base_url, poll_interval=0.1, timeout=0.5)
+
+
+def test_success_false_while_polling_is_a_failed_render(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.plan(RenderPlan(seconds=1, fail_at=10))
+    key = _export(sim, jobs)
+    with pytest.raises(RenderFailed, match="could not be synthesised"):
+        wait_for_video(key, SECRET, base_url=sim.base_url, poll_interval=0.05)
+
+
+def test_an_unknown_project_key_is_a_failed_render(sim: Simulator) -> None:
+    with pytest.raises(RenderFailed, match="project not found"):
+        wait_for_video("no-such-project", SECRET, base_url=sim.base_url)
+
+
+def test_a_wrong_key_while_polling_is_an_authentication_error(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    key = _export(sim, jobs)
+    with pytest.raises(AuthenticationError):
+        wait_for_video(key, "wrong-key", base_url=sim.base_url)
+    assert len(sim.polls(key)) == 1
+
+
+def test_a_poll_that_is_never_answered_times_out(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    """A server that accepts the connection but never answers must not hang us."""
+    key = _export(sim, jobs)
+    sim.fault("progress", "hang", times=10, seconds=30)
+    with pytest.raises(ServiceError, match="could not be reached"):
+        wait_for_video(key, SECRET, base_url=sim.base_url, request_timeout=0.2)
+
+
+def test_an_export_that_is_never_answered_is_reported_as_uncertain_not_resent(
+    sim: Simulator, jobs: List[Dict[str, Any]]
+) -> None:
+    sim.fault("export", "hang", times=10, seconds=30)
+    with pytest.raises(ExportUncertain, match="may have accepted it"):
+        request_export(jobs[0], SECRET, base_url=sim.base_url, request_timeout=0.3)
+    assert len(sim.requests("api")) == 1
