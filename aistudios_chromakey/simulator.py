@@ -215,6 +215,8 @@ class Simulator:
         self.token = token
         self.default_plan = RenderPlan(seconds=render_seconds, url_field=url_field)
         self.log: List[RecordedRequest] = []
+        #: Whether the download host honours ``Range`` (set False for one that ignores it).
+        self.ranges = True
         self._host = host
         self._port = port
         self._lock = threading.Lock()
@@ -540,7 +542,7 @@ class _Handler(BaseHTTPRequestHandler):
         start, end, status = 0, video.size, 200
         wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", "").strip())
         if_range = self.headers.get("If-Range")
-        if wanted and (if_range is None or if_range == video.etag):
+        if wanted and self.sim.ranges and (if_range is None or if_range == video.etag):
             start = int(wanted.group(1))
             end = min(video.size, int(wanted.group(2)) + 1) if wanted.group(2) else video.size
             if start >= video.size:
@@ -553,7 +555,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "video/mp4")
         self.send_header("Content-Length", str(end - start))
-        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Accept-Ranges", "bytes" if self.sim.ranges else "none")
         self.send_header("ETag", video.etag)
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{video.size}")
