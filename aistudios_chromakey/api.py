@@ -55,7 +55,13 @@ def _is_number(value: Any) -> bool:
 
 
 def _is_http_url(value: Any) -> bool:
-    return isinstance(value, str) and urlsplit(value).scheme in ("http", "https") and bool(urlsplit(value).netloc)
+    if not isinstance(value, str):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # for example an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 # Optional fields each flow documents (API.md): name -> (check, what it must be).
@@ -231,7 +237,7 @@ def _answer(response: requests.Response, token: str, what: str) -> Tuple[Any, st
     cannot interpret (authentication, rate limits, server errors, non-JSON)."""
     try:
         body: Any = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     status = response.status_code
     detail = _describe(response, body, token)
@@ -372,7 +378,7 @@ def _progress_value(data: Mapping[str, Any], what: str) -> float:
         raise ServiceError(f"{what}: progress is not a number: {raw!r}")
     try:
         value = float(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ServiceError(f"{what}: progress is not a number: {raw!r}") from None
     if not math.isfinite(value):
         raise ServiceError(f"{what}: progress is not a number: {raw!r}")

@@ -27,7 +27,7 @@ from .errors import DownloadError
 
 logger = logging.getLogger("aistudios_chromakey")
 
-_CHUNK = 1024 * 1024
+_CHUNK = 256 * 1024
 _ATTEMPTS = 5
 _MAX_NAME_BYTES = 150
 _DEFAULT_EXTENSION = ".mp4"
@@ -65,7 +65,7 @@ def safe_filename(url: str, fallback: Optional[str] = None) -> str:
         stem, extension = name, _DEFAULT_EXTENSION[1:]
     if stem.split(".")[0].upper() in _WINDOWS_RESERVED:
         stem = "_" + stem
-    stem = _truncate_utf8(stem, _MAX_NAME_BYTES - len(extension) - 1).rstrip(". ") or "video"
+    stem = _truncate_utf8(stem, _MAX_NAME_BYTES - len(extension.encode("utf-8")) - 1).rstrip(". ") or "video"
     return f"{stem}.{extension}"
 
 
