@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+import json
+import socket
+from typing import Any, Dict, Iterator, List
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from aistudios_chromakey import (
     AIStudiosError,
@@ -13,6 +17,7 @@ from aistudios_chromakey import (
     ExportUncertain,
     InvalidJob,
     ProgressEvent,
+    RateLimited,
     RenderFailed,
     RenderTimeout,
     ServiceError,
@@ -21,7 +26,7 @@ from aistudios_chromakey import (
 )
 from aistudios_chromakey.simulator import RenderPlan, Simulator
 
-from .conftest import SECRET
+from .conftest import SECRET, TUTORIAL_JOBS
 
 # --- the export request -------------------------------------------------------------
 
@@ -258,3 +263,138 @@ def test_an_export_that_is_never_answered_is_reported_as_uncertain_not_resent(
     with pytest.raises(ExportUncertain, match="may have accepted it"):
         request_export(jobs[0], SECRET, base_url=sim.base_url, request_timeout=0.3)
     assert len(sim.requests("api")) == 1
+
+
+# --- surviving the network and the service ---------------------------------------
+
+
+def test_polling_survives_5xx_a_reset_and_an_html_502_in_a_row(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.plan(RenderPlan(seconds=0))
+    key = _export(sim, jobs)
+    for status in (500, 502, 503):
+        sim.fault("progress", "status", status=status)
+    sim.fault("progress", "reset")
+    sim.fault("progress", "html502")
+    url = wait_for_video(key, SECRET, base_url=sim.base_url)
+    assert key in url
+    assert len(sim.polls(key)) == 6
+    assert len(sim.exports) == 1
+
+
+def test_a_429_on_a_poll_is_waited_out_as_retry_after_says(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.plan(RenderPlan(seconds=0))
+    key = _export(sim, jobs)
+    sim.fault("progress", "status", status=429, retry_after="2")
+    wait_for_video(key, SECRET, base_url=sim.base_url)
+    limited, answered = sim.polls(key)
+    assert answered.time - limited.time >= 2.0
+
+
+def test_a_429_on_the_export_is_waited_out_and_sent_once_more(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.fault("export", "status", status=429, retry_after="1")
+    key = _export(sim, jobs)
+    refused, accepted = sim.requests("api")
+    assert accepted.time - refused.time >= 1.0
+    assert [e.key for e in sim.exports] == [key]
+
+
+def test_a_503_on_the_export_is_resent_because_nothing_was_taken(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.fault("export", "status", status=503, times=2)
+    key = _export(sim, jobs)
+    assert len(sim.requests("api")) == 3
+    assert [e.key for e in sim.exports] == [key]
+
+
+@pytest.mark.parametrize("kind", ["reset", "html502"])
+def test_a_lost_export_answer_is_uncertain_and_never_resent(
+    sim: Simulator, jobs: List[Dict[str, Any]], kind: str
+) -> None:
+    sim.fault("export", kind)
+    with pytest.raises(ExportUncertain, match="check your AI STUDIOS dashboard"):
+        _export(sim, jobs)
+    assert len(sim.requests("api")) == 1
+
+
+def test_a_500_on_the_export_is_an_error_and_not_resent(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.fault("export", "status", status=500)
+    with pytest.raises(ServiceError, match="HTTP 500"):
+        _export(sim, jobs)
+    assert len(sim.requests("api")) == 1
+
+
+def test_a_service_that_cannot_be_reached_sent_nothing(jobs: List[Dict[str, Any]]) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ServiceError, match="nothing was sent"):
+        request_export(jobs[0], SECRET, base_url=f"http://127.0.0.1:{port}")
+
+
+def test_a_poll_answered_with_html_and_status_200_is_a_clear_error(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    key = _export(sim, jobs)
+    sim.fault("progress", "status", status=200, body=b"<html>maintenance</html>", content_type="text/html")
+    with pytest.raises(ServiceError, match=r"did not answer JSON.*text/html.*maintenance"):
+        wait_for_video(key, SECRET, base_url=sim.base_url)
+
+
+def test_rate_limiting_that_never_ends_is_reported_as_such(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    key = _export(sim, jobs)
+    sim.fault("progress", "status", status=429, retry_after="0", times=50)
+    with pytest.raises(RateLimited):
+        wait_for_video(key, SECRET, base_url=sim.base_url)
+    assert 2 <= len(sim.polls(key)) <= 10  # bounded retries
+
+
+# Any JSON value the service might answer.
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)
+_ANSWER = st.one_of(
+    _JSON,
+    st.fixed_dictionaries(
+        {"success": st.one_of(st.booleans(), _JSON)},
+        optional={
+            "data": st.fixed_dictionaries(
+                {},
+                optional={
+                    "progress": st.one_of(st.integers(), st.floats(), st.text(max_size=8), _JSON),
+                    "url": st.one_of(st.text(max_size=30), _JSON),
+                    "videoUrl": st.one_of(st.just("http://["), st.text(max_size=30)),
+                    "key": _JSON,
+                    "projectId": _JSON,
+                },
+            ),
+            "msg": _JSON,
+        },
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def shared_sim() -> Iterator[Simulator]:
+    with Simulator(SECRET, render_seconds=0) as simulator:
+        yield simulator
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(answer=_ANSWER, status=st.sampled_from([200, 200, 200, 400, 404, 409]))
+def test_whatever_the_service_answers_we_return_or_raise_our_own_error(
+    shared_sim: Simulator, answer: Any, status: int
+) -> None:
+    body = json.dumps(answer).encode()
+    job = TUTORIAL_JOBS[0]
+    shared_sim.fault("export", "status", status=status, body=body)
+    try:
+        key = request_export(job, SECRET, base_url=shared_sim.base_url)
+    except AIStudiosError:
+        key = request_export(job, SECRET, base_url=shared_sim.base_url)
+    else:
+        assert isinstance(key, str) and key
+    shared_sim.fault("progress", "status", status=status, body=body)
+    try:
+        url = wait_for_video(key, SECRET, base_url=shared_sim.base_url, poll_interval=0, timeout=0.01)
+    except AIStudiosError:
+        return
+    assert url.startswith("http")

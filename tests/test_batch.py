@@ -134,3 +134,30 @@ def test_progress_events_follow_each_job(
         assert set(kinds[1:-2]) == {"progress"}
         assert all(e.project_key == export.key for e in mine)
         assert mine[-1].path == path
+
+
+def test_jobs_whose_addresses_share_a_basename_get_distinct_files(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    (tmp_path / "clip.mp4").write_bytes(b"yesterday's video")
+    sim.plan(*[RenderPlan(seconds=0.1, filename="clip.mp4") for _ in jobs])
+    paths = export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)
+    assert [p.name for p in paths] == ["clip-2.mp4", "clip-3.mp4", "clip-4.mp4"]
+    assert [p.read_bytes() for p in paths] == [sim.video(e.key) for e in sim.exports]
+    assert (tmp_path / "clip.mp4").read_bytes() == b"yesterday's video"
+
+
+def test_a_batch_survives_a_flaky_service_and_storage_host(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    for status in (500, 502, 503):
+        sim.fault("progress", "status", status=status)
+    sim.fault("progress", "reset")
+    sim.fault("progress", "html502")
+    sim.fault("export", "status", status=429, retry_after="1")
+    sim.plan(*[RenderPlan(seconds=0.1, size=1_000_000) for _ in jobs])
+    sim.fault("download", "truncate", fraction=0.4)
+    sim.fault("download", "redirect", other_host=True)
+    paths = export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)
+    assert len(sim.exports) == 3  # each job exported exactly once
+    assert [p.read_bytes() for p in paths] == [sim.video(e.key) for e in sim.exports]

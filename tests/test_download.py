@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
+from urllib.parse import quote
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aistudios_chromakey import DownloadError, download_video, request_export, wait_for_video
+from aistudios_chromakey.download import safe_filename
 from aistudios_chromakey.simulator import RenderPlan, Simulator
 
 from .conftest import SECRET
@@ -89,3 +95,146 @@ def test_a_large_video_arrives_whole(sim: Simulator, jobs: List[Dict[str, Any]],
     path = download_video(url, tmp_path)
     assert path.stat().st_size == 5 * 1024 * 1024 + 17
     assert path.read_bytes() == sim.video(sim.exports[0].key)
+
+
+# --- cut-offs, stalls, redirects ---------------------------------------------------
+
+SIZE = 3 * 1024 * 1024 + 5
+
+
+def test_a_cut_off_download_resumes_with_a_range_request(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.fault("download", "truncate", fraction=0.5)
+    path = download_video(url, tmp_path)
+    assert path.read_bytes() == sim.video(sim.exports[0].key)
+    first, second = sim.requests("download")
+    assert "Range" not in first.headers
+    start = int(second.headers["Range"].removeprefix("bytes=").removesuffix("-"))
+    assert 0 < start <= SIZE // 2  # from the last whole chunk that arrived
+    assert second.headers["If-Range"].startswith('"')
+
+
+def test_a_cut_off_download_restarts_where_ranges_are_ignored(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.ranges = False
+    sim.fault("download", "truncate", fraction=0.7)
+    path = download_video(url, tmp_path)
+    assert path.read_bytes() == sim.video(sim.exports[0].key)
+    assert len(sim.requests("download")) == 2
+
+
+def test_a_stalled_download_times_out_and_resumes(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.fault("download", "stall", fraction=0.3, seconds=30)
+    path = download_video(url, tmp_path, request_timeout=(5, 0.5))
+    assert path.read_bytes() == sim.video(sim.exports[0].key)
+
+
+def test_a_download_cut_off_every_time_fails_saying_how_much_arrived(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.ranges = False
+    sim.fault("download", "truncate", fraction=0.5, times=100)
+    with pytest.raises(DownloadError, match=rf"only \d+ of {SIZE} bytes arrived after 5 attempts"):
+        download_video(url, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # neither a short file nor a temporary one
+
+
+def test_ctrl_c_during_a_download_leaves_nothing_under_the_final_name(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.fault("download", "stall", fraction=0.5, seconds=30)
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            download_video(url, tmp_path)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("other_host", [False, True])
+def test_redirects_are_followed_without_the_api_key(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, other_host: bool
+) -> None:
+    url = _finished(sim, jobs)
+    sim.fault("download", "redirect", other_host=other_host)
+    session = requests.Session()
+    session.headers["Authorization"] = SECRET
+    path = download_video(url, tmp_path, session=session)
+    session.close()
+    assert path.read_bytes() == sim.video(sim.exports[0].key)
+    seen = sim.requests("download") + sim.requests("mirror")
+    assert len(seen) == 2 and len(sim.requests("mirror")) == (1 if other_host else 0)
+    assert all("Authorization" not in r.headers for r in seen)
+
+
+def test_a_302_body_is_never_saved_as_the_video(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    url = _finished(sim, jobs)
+    sim.fault("download", "redirect")
+    path = download_video(url, tmp_path)
+    assert path.stat().st_size == len(sim.video(sim.exports[0].key))
+
+
+# --- safe names -----------------------------------------------------------------
+
+HOSTILE = [
+    ("..%2F..%2Fx.mp4", "x.mp4"),
+    ("a/b/../../x.mp4", "x.mp4"),
+    ("%2E%2E%5C%2E%2E%5Cwin.mp4", "win.mp4"),
+    ("", None),  # empty basename: named after the project key
+    ("n" * 300 + ".mp4", None),
+    ("bell%07and%0Anewline%00.mp4", "bell_and_newline_.mp4"),
+    ("CON", "_CON.mp4"),
+    ("con.mp4", "_con.mp4"),
+    ("..hidden.mp4", "hidden.mp4"),
+    ("no-extension", "no-extension.mp4"),
+]
+
+
+@pytest.mark.parametrize("basename, expected", HOSTILE)
+def test_hostile_basenames_yield_a_file_inside_the_folder(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, basename: str, expected: Optional[str]
+) -> None:
+    out = tmp_path / "videos"
+    out.mkdir()
+    (tmp_path / "x.mp4").write_bytes(b"not to be touched")
+    url = _finished(sim, jobs, filename=basename)
+    path = download_video(url, out, project_key=sim.exports[0].key)
+    assert path.parent == out
+    assert [p.name for p in out.iterdir()] == [path.name]
+    assert path.read_bytes() == sim.video(sim.exports[0].key)
+    assert (tmp_path / "x.mp4").read_bytes() == b"not to be touched"
+    if expected is not None:
+        assert path.name == expected
+    elif basename == "":
+        assert path.name == f"{sim.exports[0].key}.mp4"
+    else:
+        assert len(path.name.encode()) <= 150 and path.name.endswith(".mp4")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_the_sanitised_name_never_escapes_is_never_empty_or_long_and_is_stable(raw: str) -> None:
+    url = "https://storage.example/v/key/" + quote(raw, safe="/%")
+    name = safe_filename(url, "fallback-key")
+    assert name and len(name.encode("utf-8")) <= 150
+    assert "/" not in name and "\\" not in name and "\x00" not in name
+    assert not name.startswith(".")
+    folder = Path("/srv/videos")
+    assert (folder / name).parent == folder
+    assert os.path.normpath(folder / name).startswith(str(folder) + os.sep)
+    assert safe_filename(url, "fallback-key") == name
+    assert safe_filename("https://storage.example/" + quote(name), "other") == name  # already safe: unchanged
