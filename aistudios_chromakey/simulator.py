@@ -326,6 +326,22 @@ class Simulator:
             and (key is None or r.path.rsplit("/", 1)[-1] == key)
         ]
 
+    def max_in_flight(self) -> int:
+        """The most renders that were running on the service at one moment
+        (from the export's acceptance to the render's end)."""
+        with self._lock:
+            edges = []
+            for project in self._projects.values():
+                plan = project.plan
+                share = 1.0 if plan.fail_at is None else plan.fail_at / 100
+                end = project.created + plan.seconds * share if plan.finish else float("inf")
+                edges += [(project.created, 1), (end, -1)]
+        running = peak = 0
+        for _, step in sorted(edges, key=lambda edge: (edge[0], edge[1])):
+            running += step
+            peak = max(peak, running)
+        return peak
+
     def video(self, key: str) -> bytes:
         """The exact bytes the download host serves for a project."""
         return self._video(key).read()
