@@ -1,13 +1,31 @@
-"""The whole tutorial loop: export, wait and download every job of a batch."""
+"""The whole tutorial loop: export, wait and download every job of a batch.
+
+``concurrency=1`` is the tutorial's sequential loop. ``concurrency=N`` keeps
+up to N renders running on the service at once and polls them in turn from
+this one thread, downloading each as soon as it is done.
+
+With ``resume=True`` a small journal in the output folder records, for each
+job, its fingerprint, project key, state and file, rewritten atomically after
+every change. The project key is recorded as soon as the export is accepted,
+before the first poll, so re-running an interrupted batch polls the renders
+already paid for instead of exporting them again, and skips finished jobs
+whose file is still there.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import functools
+import contextlib
+import hashlib
+import json
 import logging
 import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
+from types import FrameType
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Union
 
 import requests
 
@@ -19,15 +37,141 @@ from .api import (
     ProgressEvent,
     _base_url,
     _export,
+    _Flow,
     _flow,
+    _poll,
     _resolve_token,
     _validate_jobs,
-    wait_for_video,
 )
 from .download import download_video
-from .errors import AIStudiosError, AuthenticationError, BatchError
+from .errors import (
+    AIStudiosError,
+    AuthenticationError,
+    BatchError,
+    ExportUncertain,
+    JournalError,
+    RenderFailed,
+    RenderTimeout,
+)
 
 logger = logging.getLogger("aistudios_chromakey")
+
+#: The journal's file name inside the output folder.
+JOURNAL_NAME = ".aistudios-chromakey.json"
+_JOURNAL_FORMAT = "aistudios-chromakey journal"
+_JOURNAL_VERSION = 1
+
+# Journal states. A job absent from the journal has never been accepted.
+_SUBMITTED = "submitted"  # accepted: it has a project key, maybe a finished render
+_DONE = "done"  # downloaded: it has a file
+_FAILED = "failed"  # the render failed: exporting again is a new attempt
+_UNCERTAIN = "uncertain"  # the export's answer was lost: it may exist and be paid for
+
+
+@dataclass
+class _Job:
+    position: int
+    body: Dict[str, Any]
+    fingerprint: str
+    state: Optional[str] = None
+    project_key: Optional[str] = None
+    file: Optional[str] = None
+    next_poll: float = 0.0
+    deadline: Optional[float] = None
+    path: Optional[Path] = None
+    error: Optional[BaseException] = None
+
+
+def _fingerprints(bodies: List[Dict[str, Any]], flow: _Flow, base: str) -> List[str]:
+    """A stable identity per job: its body, the flow and the host. The n-th
+    copy of an identical job is a job of its own (``#n``)."""
+    seen: Dict[str, int] = {}
+    result = []
+    for body in bodies:
+        canonical = json.dumps({"job": body, "api": flow.name, "host": base}, sort_keys=True, ensure_ascii=False)
+        digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+        seen[digest] = seen.get(digest, 0) + 1
+        result.append(f"{digest}#{seen[digest]}")
+    return result
+
+
+class _Journal:
+    """The batch's memory across runs, in the output folder. It holds no API
+    key and no job text: fingerprints, project keys, states and file names."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / JOURNAL_NAME
+        self.entries: Dict[str, Dict[str, Any]] = {}
+
+    def load(self) -> None:
+        try:
+            raw = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise self._unreadable(error.strerror or str(error)) from None
+        try:
+            content = json.loads(raw)
+        except ValueError as error:
+            raise self._unreadable(f"not JSON: {error}") from None
+        if not isinstance(content, dict) or content.get("format") != _JOURNAL_FORMAT:
+            raise self._unreadable("not a journal of aistudios-chromakey")
+        if content.get("version") != _JOURNAL_VERSION:
+            raise self._unreadable(f"journal version {content.get('version')!r}, expected {_JOURNAL_VERSION}")
+        jobs = content.get("jobs")
+        if not isinstance(jobs, dict) or not all(isinstance(v, dict) for v in jobs.values()):
+            raise self._unreadable("its 'jobs' are not a mapping")
+        self.entries = jobs
+
+    def _unreadable(self, reason: str) -> JournalError:
+        return JournalError(
+            f"the batch journal {self.path} cannot be used ({reason}). It records which jobs were already paid "
+            "for, so nothing was sent. Move it aside to start afresh (the jobs it listed will be exported and "
+            "paid for again), or run with resume=False (--no-resume)."
+        )
+
+    def record(self, job: _Job) -> None:
+        entry: Dict[str, Any] = {"position": job.position, "state": job.state}
+        if job.project_key is not None:
+            entry["project_key"] = job.project_key
+        if job.file is not None:
+            entry["file"] = job.file
+        self.entries[job.fingerprint] = entry
+        self._save()
+
+    def _save(self) -> None:
+        content = {"format": _JOURNAL_FORMAT, "version": _JOURNAL_VERSION, "jobs": self.entries}
+        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        with open(temporary, "w", encoding="utf-8") as out:
+            json.dump(content, out, indent=1, ensure_ascii=False)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, self.path)
+
+
+class _NoJournal(_Journal):
+    def load(self) -> None:
+        pass
+
+    def _save(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Let SIGTERM stop the batch as cleanly as Ctrl-C (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def export_chromakeys(
@@ -48,8 +192,11 @@ def export_chromakeys(
     """Export every job and download its video into ``out_dir`` (the
     tutorial's whole loop).
 
-    Every job is checked before the first request is sent. Jobs run one after
-    the other, as in the tutorial; a job that fails does not stop the others.
+    Every job is checked before the first request is sent. A job that fails
+    does not stop the others. Re-running the same batch pays for nothing
+    twice: finished jobs are skipped, renders already accepted are polled
+    again, and only jobs never accepted are exported. Ctrl-C (or SIGTERM)
+    stops cleanly; run the same batch again to resume.
 
     :param jobs: a list of job dicts (``language``, ``text``, ``model``,
         ``clothes``, plus optional fields of the chosen API).
@@ -58,22 +205,25 @@ def export_chromakeys(
     :param api: ``"legacy"`` (the tutorial's endpoints) or ``"v3"``.
     :param base_url: the service's ``scheme://host[:port]``.
     :param session: a ``requests.Session`` to reuse; one is made otherwise.
-    :param poll_interval: seconds between progress polls.
+    :param poll_interval: seconds between two polls of the same render.
     :param timeout: seconds one render may take, ``None`` for no limit.
     :param on_progress: called with a :class:`ProgressEvent` at each step.
-    :param concurrency: how many renders may run on the service at once.
-    :param resume: skip jobs a previous run of this batch already finished.
+    :param concurrency: how many renders may run on the service at once;
+        1 is the tutorial's one-after-the-other loop.
+    :param resume: keep a journal in ``out_dir`` and use it to skip or resume
+        what an earlier run of this batch did.
     :param request_timeout: seconds to connect and to wait for each answer.
     :return: the downloaded files, in the order of the jobs.
     :rtype: list[pathlib.Path]
     :raises InvalidJob: a job is malformed (nothing was sent).
     :raises AuthenticationError: no key, or the service refused it.
+    :raises JournalError: the journal cannot be read (nothing was sent).
     :raises BatchError: some jobs failed; it lists them and keeps the paths
         of those that finished.
 
     Usage::
 
-        >>> paths = export_chromakeys(jobs, out_dir="videos")
+        >>> paths = export_chromakeys(jobs, out_dir="videos", concurrency=4)
     """
     flow = _flow(api)
     bodies = _validate_jobs(jobs, flow)
@@ -81,43 +231,180 @@ def export_chromakeys(
     secret = _resolve_token(token)
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise ValueError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
-
-    def emit(event: ProgressEvent) -> None:
-        if on_progress is not None:
-            on_progress(event)
-
-    def relay(event: ProgressEvent, position: int) -> None:
-        emit(dataclasses.replace(event, position=position))
-
-    paths: List[Optional[Path]] = [None] * len(bodies)
-    failures: List[Tuple[int, BaseException]] = []
-    with session_scope(session) as active:
-        for position, body in enumerate(bodies, start=1):
-            try:
-                key = _export(active, body, flow, base, secret, request_timeout, position)
-                emit(ProgressEvent("submitted", position, key))
-                url = wait_for_video(
-                    key,
-                    secret,
-                    api=api,
-                    base_url=base,
-                    session=active,
-                    poll_interval=poll_interval,
-                    timeout=timeout,
-                    request_timeout=request_timeout,
-                    on_progress=functools.partial(relay, position=position),
+    if poll_interval < 0:
+        raise ValueError(f"poll_interval must be >= 0, not {poll_interval!r}")
+    folder = Path(out_dir)
+    journal = _Journal(folder) if resume else _NoJournal(folder)
+    journal.load()
+    batch = [
+        _Job(position, body, fingerprint)
+        for position, (body, fingerprint) in enumerate(zip(bodies, _fingerprints(bodies, flow, base)), start=1)
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    run = _Run(batch, journal, flow, base, secret, folder, poll_interval, timeout, on_progress, request_timeout)
+    with session_scope(session) as active, _sigterm_as_interrupt():
+        try:
+            run.go(active, concurrency)
+        except KeyboardInterrupt as interrupt:
+            if resume:
+                message = (
+                    f"batch interrupted; the journal is {journal.path}. "
+                    "Run the same batch again to resume without paying twice."
                 )
-                emit(ProgressEvent("downloading", position, key, 100.0))
-                path = download_video(url, out_dir, project_key=key, session=active, request_timeout=request_timeout)
-            except AuthenticationError:
-                raise
-            except AIStudiosError as error:
-                logger.error("job %d failed: %s", position, error)
-                failures.append((position, error))
-                emit(ProgressEvent("failed", position, error=error))
-                continue
-            paths[position - 1] = path
-            emit(ProgressEvent("done", position, key, 100.0, path))
+            else:
+                message = "batch interrupted; resume=False kept no journal, so a new run exports every job again."
+            logger.warning("%s", message)
+            raise KeyboardInterrupt(message) from interrupt
+    failures = [(job.position, job.error) for job in batch if job.error is not None]
+    done = sum(job.path is not None for job in batch)
+    logger.info("batch finished: %d of %d jobs done, %d failed", done, len(batch), len(failures))
     if failures:
-        raise BatchError(failures, paths)
-    return [path for path in paths if path is not None]
+        raise BatchError(failures, [job.path for job in batch])
+    return [job.path for job in batch if job.path is not None]
+
+
+class _Run:
+    """One run of a batch: the scheduler that exports, polls and downloads."""
+
+    def __init__(
+        self,
+        batch: List[_Job],
+        journal: _Journal,
+        flow: _Flow,
+        base: str,
+        token: str,
+        folder: Path,
+        poll_interval: float,
+        timeout: Optional[float],
+        on_progress: Optional[ProgressCallback],
+        request_timeout: RequestTimeout,
+    ):
+        self.batch = batch
+        self.journal = journal
+        self.flow = flow
+        self.base = base
+        self.token = token
+        self.folder = folder
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.on_progress = on_progress
+        self.request_timeout = request_timeout
+
+    def emit(self, kind: str, job: _Job, progress: Optional[float] = None) -> None:
+        if self.on_progress is not None:
+            event = ProgressEvent(kind, job.position, job.project_key, progress, job.path, job.error)
+            self.on_progress(event)
+
+    def go(self, session: requests.Session, concurrency: int) -> None:
+        waiting: List[_Job] = []  # never accepted: to export
+        rendering: List[_Job] = []  # accepted: to poll
+        for job in self.batch:
+            self._recall(job)
+            if job.path is not None or job.error is not None:
+                continue
+            if job.state == _SUBMITTED:
+                logger.info("job %d: resuming project %s from the journal", job.position, job.project_key)
+                self._start_clock(job)
+                rendering.append(job)
+            else:
+                waiting.append(job)
+        # Renders resumed from the journal are already running; new exports
+        # only fill the slots that are left.
+        while waiting or rendering:
+            while waiting and len(rendering) < concurrency:
+                job = waiting.pop(0)
+                if self._submit(session, job):
+                    rendering.append(job)
+            if not rendering:
+                continue
+            job = min(rendering, key=lambda j: j.next_poll)
+            pause = job.next_poll - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            if self._poll(session, job):
+                rendering.remove(job)
+
+    def _recall(self, job: _Job) -> None:
+        """Take what the journal knows of this job."""
+        entry = self.journal.entries.get(job.fingerprint)
+        if not entry:
+            return
+        state, key, name = entry.get("state"), entry.get("project_key"), entry.get("file")
+        if state == _DONE and isinstance(name, str) and (self.folder / name).is_file():
+            job.state, job.project_key, job.file, job.path = state, key, name, self.folder / name
+            logger.info("job %d: already done (%s), skipped", job.position, job.path)
+            self.emit("done", job, 100.0)
+        elif state in (_SUBMITTED, _DONE) and isinstance(key, str) and key:
+            # Accepted earlier (and maybe downloaded, but the file is gone): poll the same render again.
+            job.state, job.project_key = _SUBMITTED, key
+        elif state == _UNCERTAIN:
+            job.state = state
+            job.error = ExportUncertain(
+                f"job {job.position}: an earlier run sent its export but lost the answer, so it may exist and be "
+                "paid for. Check your AI STUDIOS dashboard; to export it anyway, run it on its own with resume=False."
+            )
+            self.emit("failed", job)
+
+    def _start_clock(self, job: _Job) -> None:
+        now = time.monotonic()
+        job.next_poll = now
+        job.deadline = None if self.timeout is None else now + self.timeout
+
+    def _fail(self, job: _Job, error: AIStudiosError) -> None:
+        logger.error("job %d failed: %s", job.position, error)
+        job.error = error
+        self.emit("failed", job)
+
+    def _submit(self, session: requests.Session, job: _Job) -> bool:
+        try:
+            key = _export(session, job.body, self.flow, self.base, self.token, self.request_timeout, job.position)
+        except AuthenticationError:
+            raise
+        except ExportUncertain as error:
+            job.state = _UNCERTAIN
+            self.journal.record(job)
+            self._fail(job, error)
+            return False
+        except AIStudiosError as error:
+            self._fail(job, error)
+            return False
+        job.state, job.project_key = _SUBMITTED, key
+        self.journal.record(job)  # before the first poll: a re-run must never export it again
+        self._start_clock(job)
+        self.emit("submitted", job, 0.0)
+        return True
+
+    def _poll(self, session: requests.Session, job: _Job) -> bool:
+        """Poll one render; download it when done. True when the job is over."""
+        assert job.project_key is not None
+        try:
+            progress, address = _poll(session, job.project_key, self.flow, self.base, self.token, self.request_timeout)
+            self.emit("progress", job, progress)
+            if progress < 100 or not address:
+                now = time.monotonic()
+                if job.deadline is not None and now >= job.deadline:
+                    raise RenderTimeout(
+                        f"job {job.position}: project {job.project_key} not done after {self.timeout:g} s "
+                        f"(progress {progress:g}%). It may still finish: run the batch again to resume it."
+                    )
+                job.next_poll = now + self.poll_interval
+                if job.deadline is not None:
+                    job.next_poll = min(job.next_poll, job.deadline)
+                return False
+            self.emit("downloading", job, 100.0)
+            job.path = download_video(
+                address, self.folder, project_key=job.project_key, session=session, request_timeout=self.request_timeout
+            )
+        except AuthenticationError:
+            raise
+        except AIStudiosError as error:
+            if isinstance(error, RenderFailed):
+                job.state = _FAILED
+                self.journal.record(job)
+            self._fail(job, error)
+            return True
+        job.state, job.file = _DONE, job.path.name
+        self.journal.record(job)
+        logger.info("job %d done: %s", job.position, job.path)
+        self.emit("done", job, 100.0)
+        return True

@@ -79,6 +79,11 @@ class DownloadError(AIStudiosError):
     final file name."""
 
 
+class JournalError(AIStudiosError):
+    """The batch journal in the output folder cannot be read; nothing was
+    sent, so nothing is paid for twice."""
+
+
 class BatchError(AIStudiosError):
     """Some jobs of a batch failed; the others finished.
 
