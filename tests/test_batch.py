@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 import pytest
 
@@ -12,6 +18,7 @@ from aistudios_chromakey import (
     AuthenticationError,
     BatchError,
     InvalidJob,
+    JournalError,
     ProgressEvent,
     RenderFailed,
     download_video,
@@ -161,3 +168,227 @@ def test_a_batch_survives_a_flaky_service_and_storage_host(
     paths = export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)
     assert len(sim.exports) == 3  # each job exported exactly once
     assert [p.read_bytes() for p in paths] == [sim.video(e.key) for e in sim.exports]
+
+
+# --- concurrency ------------------------------------------------------------------
+
+
+def _six_jobs(jobs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    return [dict(job, text=f"{job['text']} ({n})") for n in (1, 2) for job in jobs]
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_concurrency_keeps_at_most_n_renders_on_the_service(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path, concurrency: int
+) -> None:
+    batch = _six_jobs(jobs)
+    sim.plan(*[RenderPlan(seconds=0.4) for _ in batch])
+    paths = export_chromakeys(batch, SECRET, out_dir=tmp_path, concurrency=concurrency, **fast)
+    assert sim.max_in_flight() == concurrency
+    assert len(sim.exports) == 6
+    assert [p.read_bytes() for p in paths] == [
+        sim.video(e.key) for e in sorted(sim.exports, key=lambda e: batch.index(e.body))
+    ]
+
+
+def test_results_keep_job_order_when_renders_finish_out_of_order(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    sim.plan(RenderPlan(seconds=0.9), RenderPlan(seconds=0.5), RenderPlan(seconds=0.1))
+    events: List[ProgressEvent] = []
+    paths = export_chromakeys(jobs, SECRET, out_dir=tmp_path, concurrency=3, on_progress=events.append, **fast)
+    assert [p.read_bytes() for p in paths] == [sim.video(e.key) for e in sim.exports]
+    assert [e.position for e in events if e.kind == "done"] == [3, 2, 1]
+    for position in (1, 2, 3):
+        kinds = [e.kind for e in events if e.position == position]
+        assert kinds[0] == "submitted" and kinds[-2:] == ["downloading", "done"]
+        assert set(kinds[1:-2]) == {"progress"}
+        progress = [e.progress for e in events if e.position == position and e.kind == "progress"]
+        assert progress == sorted(progress)  # type: ignore[type-var]
+
+
+def test_with_one_slot_the_next_export_waits_for_the_previous_download(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)
+    log = sim.requests()
+    posts = [i for i, r in enumerate(log) if r.method == "POST"]
+    downloads = [i for i, r in enumerate(log) if r.server == "download"]
+    assert posts[0] < downloads[0] < posts[1] < downloads[1] < posts[2] < downloads[2]
+
+
+# --- the journal --------------------------------------------------------------------
+
+
+def _journal(folder: Path) -> Dict[str, Any]:
+    content: Dict[str, Any] = json.loads((folder / ".aistudios-chromakey.json").read_text(encoding="utf-8"))
+    return content
+
+
+def test_a_finished_batch_run_again_exports_nothing(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    first = export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)
+    requests_before = len(sim.log)
+    events: List[ProgressEvent] = []
+    again = export_chromakeys(jobs, SECRET, out_dir=tmp_path, on_progress=events.append, **fast)
+    assert again == first
+    assert len(sim.log) == requests_before  # not one request
+    assert [(e.kind, e.position) for e in events] == [("done", 1), ("done", 2), ("done", 3)]
+
+
+def test_the_journal_holds_keys_states_and_files_but_no_secret(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    paths = export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)
+    raw = (tmp_path / ".aistudios-chromakey.json").read_text(encoding="utf-8")
+    assert SECRET not in raw
+    entries = sorted(_journal(tmp_path)["jobs"].values(), key=lambda e: e["position"])
+    assert [e["state"] for e in entries] == ["done"] * 3
+    assert [e["project_key"] for e in entries] == [e.key for e in sim.exports]
+    assert [e["file"] for e in entries] == [p.name for p in paths]
+
+
+def test_only_the_failed_job_is_exported_again(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    sim.plan(RenderPlan(seconds=0.1), RenderPlan(seconds=0.1, fail_at=0), RenderPlan(seconds=0.1))
+    with pytest.raises(BatchError):
+        export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)
+    paths = export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)
+    assert [e.body for e in sim.exports] == [jobs[0], jobs[1], jobs[2], jobs[1]]
+    assert paths[1].read_bytes() == sim.video(sim.exports[3].key)
+
+
+def test_a_render_that_timed_out_is_polled_again_not_exported_again(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    sim.plan(RenderPlan(seconds=1.5), RenderPlan(seconds=0.1), RenderPlan(seconds=0.1))
+    with pytest.raises(BatchError, match=r"job 1: project .* not done after 0.3 s"):
+        export_chromakeys(jobs, SECRET, out_dir=tmp_path, timeout=0.3, **fast)
+    paths = export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)
+    assert len(sim.exports) == 3
+    assert paths[0].read_bytes() == sim.video(sim.exports[0].key)
+
+
+def test_a_file_removed_since_is_downloaded_again_without_a_new_export(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    paths = export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)
+    paths[1].unlink()
+    again = export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)
+    assert len(sim.exports) == 3
+    assert again[1].read_bytes() == sim.video(sim.exports[1].key)
+
+
+def test_an_unreadable_journal_stops_before_sending_and_deletes_nothing(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    (tmp_path / ".aistudios-chromakey.json").write_text("{ not json", encoding="utf-8")
+    (tmp_path / "earlier.mp4").write_bytes(b"keep me")
+    with pytest.raises(JournalError, match=r"cannot be used .*not JSON.*resume=False"):
+        export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)
+    assert sim.log == []
+    assert (tmp_path / ".aistudios-chromakey.json").read_text(encoding="utf-8") == "{ not json"
+    assert (tmp_path / "earlier.mp4").read_bytes() == b"keep me"
+
+
+def test_a_journal_of_another_batch_is_kept_and_extended(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, **fast)
+    export_chromakeys(jobs[1:], SECRET, out_dir=tmp_path, **fast)
+    assert len(_journal(tmp_path)["jobs"]) == 3
+    export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)
+    assert len(sim.exports) == 3
+
+
+def test_without_resume_there_is_no_journal(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    export_chromakeys(jobs, SECRET, out_dir=tmp_path, resume=False, **fast)
+    export_chromakeys(jobs, SECRET, out_dir=tmp_path, resume=False, **fast)
+    assert not (tmp_path / ".aistudios-chromakey.json").exists()
+    assert len(sim.exports) == 6
+    assert len(list(tmp_path.glob("*.mp4"))) == 6
+
+
+def test_identical_jobs_are_distinct_jobs(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    twice = [jobs[0], jobs[0]]
+    paths = export_chromakeys(twice, SECRET, out_dir=tmp_path, **fast)
+    assert len(set(paths)) == 2
+    export_chromakeys(twice, SECRET, out_dir=tmp_path, **fast)
+    assert len(sim.exports) == 2
+
+
+# --- interrupted runs, in a real process --------------------------------------------
+
+_CHILD = """
+import json, sys
+from aistudios_chromakey import export_chromakeys
+jobs, token, base_url, out_dir = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+export_chromakeys(jobs, token, base_url=base_url, out_dir=out_dir, poll_interval=0.05, concurrency=2)
+"""
+
+
+def _child(sim: Simulator, jobs: List[Dict[str, Any]], out: Path) -> subprocess.Popen[bytes]:
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    argv = [sys.executable, "-c", _CHILD, json.dumps(jobs), SECRET, sim.base_url, str(out)]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    "moment, sig",
+    [
+        ("polling", signal.SIGINT),
+        ("polling", signal.SIGTERM),
+        ("downloading", signal.SIGINT),
+        ("downloading", signal.SIGTERM),
+        ("just exported", signal.SIGKILL),
+        ("downloading", signal.SIGKILL),
+    ],
+)
+def test_a_killed_batch_run_again_pays_for_nothing_twice(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, moment: str, sig: int
+) -> None:
+    if moment == "polling":
+        sim.plan(RenderPlan(seconds=3), RenderPlan(seconds=3), RenderPlan(seconds=0.2))
+        reached = lambda: len(sim.polls()) >= 4  # noqa: E731
+    elif moment == "downloading":
+        sim.plan(RenderPlan(seconds=0.1, size=2_000_000), RenderPlan(seconds=2), RenderPlan(seconds=0.2))
+        sim.fault("download", "stall", fraction=0.5, seconds=30)
+        reached = lambda: len(sim.requests("download")) >= 1  # noqa: E731
+    else:
+        sim.fault("progress", "hang", seconds=30)
+        reached = lambda: len(sim.polls()) >= 1  # noqa: E731
+
+    child = _child(sim, jobs, tmp_path)
+    _until(reached, moment)
+    time.sleep(0.2)  # well inside the moment
+    child.send_signal(sig)
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode != 0
+    if sig != signal.SIGKILL:
+        assert b"Run the same batch again to resume without paying twice" in stderr
+        assert not list(tmp_path.glob(".*.part"))
+    assert all(p.stat().st_size == len(sim.video(e.key)) for e in sim.exports for p in tmp_path.glob(f"{e.key}*.mp4"))
+
+    sim.plan(RenderPlan(seconds=0.2))  # later exports, if any were wrongly made, render quickly
+    again = _child(sim, jobs, tmp_path)
+    _, stderr = again.communicate(timeout=60)
+    assert again.returncode == 0, stderr.decode()
+    assert sorted(json.dumps(e.body) for e in sim.exports) == sorted(json.dumps(j) for j in jobs)  # once each
+    by_job = {json.dumps(e.body): e.key for e in sim.exports}
+    for job in jobs:
+        key = by_job[json.dumps(job)]
+        assert (tmp_path / f"{key}.mp4").read_bytes() == sim.video(key)
