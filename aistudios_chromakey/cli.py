@@ -1,0 +1,436 @@
+"""The ``aistudios-chromakey`` command: a thin front over the library.
+
+``run JOBS_FILE`` exports a batch from a JSON array or a CSV file, ``demo``
+runs the tutorial's three jobs against the built-in simulator, and
+``simulate`` runs the simulator alone. The command owns the terminal: the
+library only logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import enum
+import io
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
+
+from . import __version__
+from .api import API_KEY_ENV, DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT, ProgressEvent
+from .batch import export_chromakeys
+from .errors import AIStudiosError, BatchError, InvalidJob, JournalError
+
+logger = logging.getLogger("aistudios_chromakey")
+
+
+class ExitStatus(enum.IntEnum):
+    """What the command returns to the shell."""
+
+    OK = 0
+    FAILED = 1  # some jobs failed, or the service refused us
+    USAGE = 2  # bad arguments, a bad jobs file, no key: nothing was sent
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM
+
+
+class UsageError(Exception):
+    """Bad input from the user; the message says what and where."""
+
+
+# The tutorial's jobs, which the demo exports.
+TUTORIAL_JOBS: List[Dict[str, Any]] = [
+    {"language": "ko", "text": "안녕하세요, 저는 첫번째 작업입니다.", "model": "M000004017", "clothes": "BG00006160"},
+    {"language": "ko", "text": "안녕하세요, 저는 두번째 작업입니다.", "model": "M000004017", "clothes": "BG00001004"},
+    {"language": "ko", "text": "안녕하세요, 저는 세번째 작업입니다.", "model": "M000004017", "clothes": "BG00006160"},
+]
+
+_CSV_REQUIRED = ("language", "text", "model", "clothes")
+# Columns whose cells are not plain text in the request body.
+_CSV_NUMBERS = ("uppercut",)
+_CSV_BOOLEANS = ("isExport",)
+
+
+# --- reading jobs ----------------------------------------------------------------
+
+
+def read_jobs_file(path: Path) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """The jobs in a JSON array or a CSV file with a header row, and where
+    each came from (``"line 3"``, ``"item 2"``), for error messages. UTF-8,
+    with or without the BOM spreadsheets write."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+    if not text.strip():
+        raise UsageError(f"{path}: the file is empty; it should hold a JSON array of jobs or a CSV table")
+    if path.suffix.lower() == ".csv" or (path.suffix.lower() != ".json" and not text.lstrip().startswith("[")):
+        return _read_csv(path, text)
+    return _read_json(path, text)
+
+
+def _read_json(path: Path, text: str) -> Tuple[List[Dict[str, Any]], List[str]]:
+    try:
+        content = json.loads(text)
+    except ValueError as error:
+        raise UsageError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(content, list):
+        raise UsageError(f"{path}: must be a JSON array of jobs, [{{...}}, ...], not a JSON {type(content).__name__}")
+    if not content:
+        raise UsageError(f"{path}: the array holds no job")
+    return content, [f"item {n}" for n in range(1, len(content) + 1)]
+
+
+def _read_csv(path: Path, text: str) -> Tuple[List[Dict[str, Any]], List[str]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows = [(reader.line_num, row) for row in reader]
+    if not rows:
+        raise UsageError(f"{path}: the file is empty")
+    header_line, header = rows[0]
+    header = [name.strip() for name in header]
+    missing = [name for name in _CSV_REQUIRED if name not in header]
+    if missing:
+        raise UsageError(
+            f"{path}, line {header_line}: the header lacks the column(s) {', '.join(missing)} "
+            f"(it needs {','.join(_CSV_REQUIRED)}, then any optional fields)"
+        )
+    if len(set(header)) != len(header) or "" in header:
+        raise UsageError(f"{path}, line {header_line}: the header has an empty or repeated column name")
+    jobs: List[Dict[str, Any]] = []
+    origins: List[str] = []
+    for line, row in rows[1:]:
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) > len(header):
+            raise UsageError(f"{path}, line {line}: {len(row)} cells but the header names {len(header)} columns")
+        job: Dict[str, Any] = {}
+        for name, cell in zip(header, row):
+            if name in _CSV_REQUIRED:
+                job[name] = cell
+            elif cell.strip():
+                job[name] = _csv_value(path, line, name, cell.strip())
+        jobs.append(job)
+        origins.append(f"line {line}")
+    if not jobs:
+        raise UsageError(f"{path}: the header is there but no job follows it")
+    return jobs, origins
+
+
+def _csv_value(path: Path, line: int, name: str, cell: str) -> Any:
+    if name in _CSV_NUMBERS:
+        try:
+            return float(cell) if any(c in cell for c in ".eE") else int(cell)
+        except ValueError:
+            raise UsageError(f"{path}, line {line}, column {name}: {cell!r} is not a number") from None
+    if name in _CSV_BOOLEANS:
+        if cell.lower() in ("true", "1", "yes"):
+            return True
+        if cell.lower() in ("false", "0", "no"):
+            return False
+        raise UsageError(f"{path}, line {line}, column {name}: {cell!r} is not true or false")
+    return cell
+
+
+def _read_key(options: argparse.Namespace) -> str:
+    if options.api_key_file is not None:
+        try:
+            key = Path(options.api_key_file).read_text(encoding="utf-8-sig").strip()
+        except OSError as error:
+            raise UsageError(f"--api-key-file {options.api_key_file}: cannot read it ({error.strerror})") from None
+        if not key:
+            raise UsageError(f"--api-key-file {options.api_key_file}: the file is empty")
+        return key
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    if not key:
+        raise UsageError(
+            f"no API key: set {API_KEY_ENV}, or pass --api-key-file PATH "
+            "(keys are issued in your AI STUDIOS account profile). To try without one: aistudios-chromakey demo"
+        )
+    return key
+
+
+# --- showing progress -------------------------------------------------------------
+
+
+class _Board:
+    """Progress on the terminal: one line per job, redrawn in place; plain
+    lines when the output is not a terminal (a log file, CI)."""
+
+    def __init__(self, count: int, stream: TextIO, live: bool, quiet: bool):
+        self.states: List[str] = ["waiting"] * count
+        self.stream = stream
+        self.quiet = quiet
+        rows = shutil.get_terminal_size().lines
+        self.live = live and not quiet and count <= max(rows - 2, 1)
+        self.drawn = 0
+        self.steps: Dict[int, int] = {}
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.position is None:
+            return
+        index = event.position - 1
+        key = f" {event.project_key}" if event.project_key else ""
+        if event.kind == "progress":
+            state = f"rendering {event.progress or 0:5.1f}%{key}"
+        elif event.kind == "submitted":
+            state = f"submitted{key}"
+        elif event.kind == "downloading":
+            state = f"downloading{key}"
+        elif event.kind == "done":
+            state = f"done      {event.path}"
+        else:
+            state = f"FAILED    {event.error}".splitlines()[0]
+        self.states[index] = state
+        if self.live:
+            self._redraw()
+        elif not self.quiet and self._worth_a_line(index, event):
+            self.stream.write(f"job {event.position}: {state}\n")
+            self.stream.flush()
+
+    def _worth_a_line(self, index: int, event: ProgressEvent) -> bool:
+        """In plain output, progress only when it passes another tenth."""
+        if event.kind != "progress":
+            return True
+        step = int((event.progress or 0) // 10)
+        if step == self.steps.get(index, -1):
+            return False
+        self.steps[index] = step
+        return True
+
+    def _redraw(self) -> None:
+        width = max(shutil.get_terminal_size().columns - 1, 20)
+        if self.drawn:
+            self.stream.write(f"\x1b[{self.drawn}F")  # back to the first line of the board
+        for number, state in enumerate(self.states, start=1):
+            self.stream.write(f"\x1b[2Kjob {number:>3}: {state}"[: width + 4] + "\n")
+        self.drawn = len(self.states)
+        self.stream.flush()
+
+
+def _summary(jobs: Sequence[Dict[str, Any]], paths: Sequence[Optional[Path]], errors: Dict[int, BaseException]) -> str:
+    lines = [f"{'job':>4}  {'state':<7} file or reason"]
+    for position in range(1, len(jobs) + 1):
+        path = paths[position - 1] if position - 1 < len(paths) else None
+        if position in errors:
+            lines.append(f"{position:>4}  {'failed':<7} {str(errors[position]).splitlines()[0]}")
+        else:
+            lines.append(f"{position:>4}  {'done':<7} {path}")
+    done = sum(1 for p in paths if p is not None)
+    lines.append(f"{done} of {len(jobs)} done" + (f", {len(errors)} failed" if errors else ""))
+    return "\n".join(lines)
+
+
+# --- commands ---------------------------------------------------------------------
+
+
+def _run_batch(
+    jobs: List[Dict[str, Any]],
+    origins: List[str],
+    key: str,
+    options: argparse.Namespace,
+    *,
+    base_url: Optional[str],
+    resume: bool,
+) -> int:
+    board = _Board(len(jobs), sys.stderr, sys.stderr.isatty() and not options.verbose, options.quiet)
+    errors: Dict[int, BaseException] = {}
+    try:
+        paths: List[Optional[Path]] = list(
+            export_chromakeys(
+                jobs,
+                key,
+                out_dir=options.out,
+                api=options.api,
+                base_url=base_url,
+                poll_interval=options.poll_interval,
+                timeout=options.timeout,
+                concurrency=options.concurrency,
+                resume=resume,
+                on_progress=board,
+            )
+        )
+    except InvalidJob as error:
+        where = f" ({origins[error.position - 1]})" if error.position and error.position <= len(origins) else ""
+        print(f"error: {error}{where}; nothing was sent", file=sys.stderr)
+        return ExitStatus.USAGE
+    except JournalError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ExitStatus.USAGE
+    except BatchError as error:
+        paths = error.paths
+        errors = {position: reason for position, reason in error.failures}
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted. Run the same command again to resume without paying twice"
+            + ("." if resume else " (but --no-resume kept no journal: every job would be exported again)."),
+            file=sys.stderr,
+        )
+        return ExitStatus.INTERRUPTED
+    print(_summary(jobs, paths, errors))
+    return ExitStatus.FAILED if errors else ExitStatus.OK
+
+
+def _cmd_run(options: argparse.Namespace) -> int:
+    jobs, origins = read_jobs_file(Path(options.jobs_file))
+    key = _read_key(options)
+    return _run_batch(jobs, origins, key, options, base_url=options.base_url, resume=not options.no_resume)
+
+
+def _cmd_demo(options: argparse.Namespace) -> int:
+    from .simulator import Simulator
+
+    print("Demo: the tutorial's three jobs, against the built-in simulator of AI STUDIOS (no key, no network).")
+    started = time.monotonic()
+    with Simulator(render_seconds=1.5) as sim:
+        print(f"simulated service at {sim.base_url}")
+        status = _run_batch(list(TUTORIAL_JOBS), [], sim.token, options, base_url=sim.base_url, resume=False)
+    print(f"finished in {time.monotonic() - started:.1f} s. With your own key: aistudios-chromakey run jobs.json")
+    return status
+
+
+def _cmd_simulate(options: argparse.Namespace) -> int:
+    from .simulator import Simulator
+
+    with Simulator(options.token, render_seconds=options.render_seconds, port=options.port) as sim:
+        print(f"AI STUDIOS simulator: {sim.base_url}  (videos from {sim.download_url})")
+        print(f"API key: {sim.token}")
+        print(f"try: {API_KEY_ENV}={sim.token} aistudios-chromakey run jobs.json --base-url {sim.base_url}")
+        print("Ctrl-C to stop.", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopped.")
+    return ExitStatus.OK
+
+
+# --- arguments ----------------------------------------------------------------------
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+        return value
+
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aistudios-chromakey",
+        description="Chroma-key (green-screen) avatar videos from the AI STUDIOS API.",
+        epilog=f"The API key comes from ${API_KEY_ENV} or --api-key-file. Exit status: 0 all done, "
+        "1 some jobs failed, 2 bad usage or input (nothing sent), 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"aistudios-chromakey {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    batch = argparse.ArgumentParser(add_help=False)
+    batch.add_argument("--out", default="videos", metavar="DIR", help="output folder (default: %(default)s)")
+    batch.add_argument(
+        "--concurrency",
+        type=_positive(int),
+        default=1,
+        metavar="N",
+        help="renders running at once (default: 1, the tutorial's loop)",
+    )
+    batch.add_argument(
+        "--poll-interval",
+        type=_positive(float),
+        default=DEFAULT_POLL_INTERVAL,
+        metavar="SECONDS",
+        help="seconds between progress polls (default: %(default)s)",
+    )
+    batch.add_argument(
+        "--timeout",
+        type=_positive(float),
+        default=DEFAULT_RENDER_TIMEOUT,
+        metavar="SECONDS",
+        help="seconds one render may take (default: %(default)s)",
+    )
+    batch.add_argument("-v", "--verbose", action="store_true", help="log every request and poll")
+    batch.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
+
+    run = commands.add_parser(
+        "run",
+        parents=[batch],
+        help="export the jobs of a JSON or CSV file",
+        description="Export every job of JOBS_FILE and download the videos.",
+    )
+    run.add_argument(
+        "jobs_file",
+        metavar="JOBS_FILE",
+        help="a JSON array of jobs, or a CSV file with a header row language,text,model,clothes[,...]",
+    )
+    run.add_argument(
+        "--api",
+        choices=("legacy", "v3"),
+        default="legacy",
+        help="legacy: the tutorial's endpoints (default); v3: the V3 endpoints",
+    )
+    run.add_argument(
+        "--base-url", metavar="URL", help="the service's scheme://host[:port] (default: the documented host)"
+    )
+    run.add_argument(
+        "--api-key-file", metavar="PATH", help=f"read the API key from this file instead of ${API_KEY_ENV}"
+    )
+    run.add_argument("--no-resume", action="store_true", help="keep no journal: export every job, even finished ones")
+    run.set_defaults(handler=_cmd_run)
+
+    demo = commands.add_parser(
+        "demo",
+        parents=[batch],
+        help="run the tutorial's three jobs on the built-in simulator",
+        description="See the whole flow work in seconds, without a key or a network.",
+    )
+    # The demo's renders are short: poll them often.
+    demo.set_defaults(handler=_cmd_demo, api="legacy", poll_interval=0.5)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="run the simulator of the service until Ctrl-C",
+        description="Run the simulator in the foreground, for your own tests.",
+    )
+    simulate.add_argument("--port", type=int, default=0, help="the API port (default: any free one)")
+    simulate.add_argument("--token", default="sim-key", help="the API key it accepts (default: %(default)s)")
+    simulate.add_argument(
+        "--render-seconds",
+        type=_positive(float),
+        default=5.0,
+        metavar="SECONDS",
+        help="how long each render takes (default: %(default)s)",
+    )
+    simulate.set_defaults(handler=_cmd_simulate)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit status."""
+    options = _parser().parse_args(argv)
+    if getattr(options, "verbose", False):
+        # Every step as a log line; the board then writes plain lines too.
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    else:
+        logging.getLogger("aistudios_chromakey").setLevel(logging.CRITICAL)  # the board says it all
+    try:
+        return int(options.handler(options))
+    except (UsageError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ExitStatus.USAGE
+    except AIStudiosError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ExitStatus.FAILED
+    except KeyboardInterrupt:
+        print("\ninterrupted.", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
