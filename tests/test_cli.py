@@ -1,0 +1,263 @@
+"""The command line, run as a real process against the simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from aistudios_chromakey import __version__, request_export
+from aistudios_chromakey.simulator import RenderPlan, Simulator
+
+from .conftest import SECRET
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(key: Optional[str] = SECRET) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "AISTUDIOS_API_KEY"}
+    env["PYTHONPATH"] = str(ROOT)
+    if key is not None:
+        env["AISTUDIOS_API_KEY"] = key
+    return env
+
+
+def cli(*args: str, cwd: Path, key: Optional[str] = SECRET, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aistudios_chromakey", *args],
+        cwd=cwd,
+        env=_env(key),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+    )
+
+
+def _run(sim: Simulator, jobs_file: Path, *extra: str, key: Optional[str] = SECRET) -> subprocess.CompletedProcess[str]:
+    return cli(
+        "run",
+        str(jobs_file),
+        "--base-url",
+        sim.base_url,
+        "--poll-interval",
+        "0.05",
+        *extra,
+        cwd=jobs_file.parent,
+        key=key,
+    )
+
+
+def _json_file(tmp_path: Path, jobs: Any, name: str = "jobs.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(jobs, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_run_exports_a_json_batch_and_exits_0(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    result = _run(sim, _json_file(tmp_path, jobs))
+    assert result.returncode == 0, result.stderr
+    assert [e.body for e in sim.exports] == jobs
+    for export in sim.exports:
+        assert (tmp_path / "videos" / f"{export.key}.mp4").read_bytes() == sim.video(export.key)
+    assert "3 of 3 done" in result.stdout
+    for n in (1, 2, 3):
+        assert f"job {n}: done" in result.stderr  # plain progress lines when not on a terminal
+
+
+def test_a_failed_job_exits_1_and_the_summary_names_it(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    sim.plan(RenderPlan(seconds=0.1), RenderPlan(seconds=0.1, fail_at=0), RenderPlan(seconds=0.1))
+    result = _run(sim, _json_file(tmp_path, jobs))
+    assert result.returncode == 1
+    assert re.search(r"^\s+2\s+failed\s+.*render failed", result.stdout, re.MULTILINE)
+    assert "2 of 3 done, 1 failed" in result.stdout
+
+
+def test_a_finished_batch_run_again_exports_nothing(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    jobs_file = _json_file(tmp_path, jobs)
+    assert _run(sim, jobs_file).returncode == 0
+    again = _run(sim, jobs_file)
+    assert again.returncode == 0
+    assert len(sim.exports) == 3
+
+
+def test_a_spreadsheet_csv_with_bom_and_korean_text_runs(sim: Simulator, tmp_path: Path) -> None:
+    rows = [
+        "language,text,model,clothes,isExport,resolution",
+        'ko,"안녕하세요, 저는 첫번째 작업입니다.",M000004017,BG00006160,TRUE,720',
+        "ko,두번째 작업입니다.,M000004017,BG00001004,,",
+        ",,,,,",
+    ]
+    jobs_file = tmp_path / "jobs.csv"
+    jobs_file.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(rows).encode("utf-8"))
+    result = _run(sim, jobs_file, "--api", "v3")
+    assert result.returncode == 0, result.stderr
+    assert [e.body for e in sim.exports] == [
+        {
+            "language": "ko",
+            "text": "안녕하세요, 저는 첫번째 작업입니다.",
+            "model": "M000004017",
+            "clothes": "BG00006160",
+            "isExport": True,
+            "resolution": "720",
+        },
+        {"language": "ko", "text": "두번째 작업입니다.", "model": "M000004017", "clothes": "BG00001004"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("jobs.json", "", "empty"),
+        ("jobs.json", '[{"language": "ko",}]', "not valid JSON"),
+        ("jobs.json", '{"language": "ko"}', "must be a JSON array"),
+        ("jobs.json", "[]", "no job"),
+        ("jobs.csv", "language,text,model\nko,hi,M000004017\n", r"line 1: the header lacks the column\(s\) clothes"),
+        ("jobs.csv", "language,text,model,clothes\nko,hi,M000004017\n", "job 1, field 'clothes'.*line 2"),
+        (
+            "jobs.csv",
+            "language,text,model,clothes,uppercut\nko,hi,M000004017,BG00006160,high\n",
+            "line 2, column uppercut",
+        ),
+        (
+            "jobs.json",
+            json.dumps(
+                [
+                    {"language": "ko", "text": "hi", "model": "M000004017", "clothes": "BG00006160"},
+                    {"language": "ko", "text": "", "model": "M000004017", "clothes": "BG00006160"},
+                ]
+            ),
+            "job 2, field 'text': must not be empty.*item 2",
+        ),
+    ],
+)
+def test_a_bad_jobs_file_exits_2_and_sends_nothing(
+    sim: Simulator, tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    jobs_file = tmp_path / name
+    jobs_file.write_text(content, encoding="utf-8")
+    result = _run(sim, jobs_file)
+    assert result.returncode == 2
+    assert re.search(message, result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
+    assert sim.log == []
+
+
+def test_no_key_exits_2_and_points_to_the_demo(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    result = _run(sim, _json_file(tmp_path, jobs), key=None)
+    assert result.returncode == 2
+    assert "AISTUDIOS_API_KEY" in result.stderr and "demo" in result.stderr
+    assert sim.log == []
+
+
+def test_the_key_may_come_from_a_file(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(SECRET + "\n", encoding="utf-8")
+    result = _run(sim, _json_file(tmp_path, jobs[:1]), "--api-key-file", str(key_file), key=None)
+    assert result.returncode == 0, result.stderr
+    assert sim.requests("api")[0].headers["Authorization"] == SECRET
+
+
+def test_the_key_is_never_printed_even_verbose(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    result = _run(sim, _json_file(tmp_path, jobs), "-v")
+    assert result.returncode == 0
+    assert "DEBUG" in result.stderr  # verbose really logged every step
+    assert SECRET not in result.stdout + result.stderr
+    wrong = _run(sim, _json_file(tmp_path, jobs), "--out", "elsewhere", key="sk-wrong-key-0000")
+    assert wrong.returncode == 1
+    assert "refused the API key" in wrong.stderr
+    assert "sk-wrong-key-0000" not in wrong.stdout + wrong.stderr
+
+
+def test_ctrl_c_exits_130_and_says_how_to_resume(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    sim.plan(RenderPlan(seconds=30))
+    jobs_file = _json_file(tmp_path, jobs)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aistudios_chromakey",
+            "run",
+            str(jobs_file),
+            "--base-url",
+            sim.base_url,
+            "--poll-interval",
+            "0.05",
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while len(sim.polls()) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode == 130
+    assert "Run the same command again to resume without paying twice" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_malformed_base_url_is_a_usage_error(jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    result = cli("run", str(_json_file(tmp_path, jobs)), "--base-url", "aistudios.com", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "base_url must look like" in result.stderr
+
+
+def test_demo_makes_three_playable_videos(tmp_path: Path) -> None:
+    result = cli("demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    videos = sorted((tmp_path / "videos").glob("*.mp4"))
+    assert len(videos) == 3
+    assert "3 of 3 done" in result.stdout
+    assert all(v.read_bytes()[4:8] == b"ftyp" for v in videos)
+    if shutil.which("ffprobe"):
+        for video in videos:
+            probe = subprocess.run(
+                ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", str(video)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            assert "h264" in probe.stdout
+
+
+def test_simulate_serves_until_ctrl_c(jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "aistudios_chromakey", "simulate", "--token", "local-key"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        first = child.stdout.readline()
+        base_url = re.search(r"http://[\d.]+:\d+", first)
+        assert base_url, first
+        assert request_export(jobs[0], "local-key", base_url=base_url.group(0))
+    finally:
+        child.send_signal(signal.SIGINT)
+        child.communicate(timeout=10)
+    assert child.returncode == 0
+
+
+def test_version(tmp_path: Path) -> None:
+    result = cli("--version", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"aistudios-chromakey {__version__}"
