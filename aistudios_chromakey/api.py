@@ -40,6 +40,7 @@ DEFAULT_POLL_INTERVAL = 3.0
 DEFAULT_RENDER_TIMEOUT = 3600.0
 
 API_KEY_ENV = "AISTUDIOS_API_KEY"
+BASE_URL_ENV = "AISTUDIOS_BASE_URL"
 
 _USER_AGENT = f"aistudios-chromakey/{__version__} python-requests/{requests.__version__}"
 
@@ -140,11 +141,13 @@ def _flow(api: str) -> _Flow:
 
 
 def _base_url(flow: _Flow, base_url: Optional[str]) -> str:
+    """The service's address: the argument, else ``$AISTUDIOS_BASE_URL`` (to
+    aim a script at the simulator unchanged), else the flow's documented host."""
     if base_url is None:
-        return flow.host
+        base_url = os.environ.get(BASE_URL_ENV) or flow.host
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/") or parts.query:
-        raise ValueError(f"base_url must look like 'https://host[:port]', not {base_url!r}")
+        raise ValueError(f"base_url (or ${BASE_URL_ENV}) must look like 'https://host[:port]', not {base_url!r}")
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -340,8 +343,8 @@ def request_export(
         any optional field the chosen API documents.
     :param token: the API key; defaults to ``$AISTUDIOS_API_KEY``.
     :param api: ``"legacy"`` (the tutorial's endpoints) or ``"v3"``.
-    :param base_url: ``scheme://host[:port]`` of the service; defaults to the
-        documented host of ``api``.
+    :param base_url: ``scheme://host[:port]`` of the service; defaults to
+        ``$AISTUDIOS_BASE_URL``, else the documented host of ``api``.
     :param session: a ``requests.Session`` to reuse.
     :param request_timeout: seconds to connect and to wait for an answer,
         one number or a ``(connect, read)`` pair.

@@ -398,3 +398,11 @@ def test_whatever_the_service_answers_we_return_or_raise_our_own_error(
     except AIStudiosError:
         return
     assert url.startswith("http")
+
+
+def test_the_service_address_may_come_from_the_environment(
+    sim: Simulator, jobs: List[Dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AISTUDIOS_BASE_URL", sim.base_url)
+    key = request_export(jobs[0], SECRET)
+    assert key in wait_for_video(key, SECRET, poll_interval=0.05)
