@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import hmac
 import json
 import posixpath
 import re
@@ -41,7 +42,7 @@ from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Deque, Dict, Iterator, List, Optional, Tuple
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 __all__ = ["Fault", "RecordedRequest", "RenderPlan", "Simulator", "main"]
 
@@ -86,6 +87,10 @@ class RenderPlan:
         percent-encoded where needed); default ``<key>.mp4``.
     :ivar size: the video's size in bytes; default the clip plus a little.
     :ivar reject: refuse the export with this message (``success: false``).
+    :ivar curve: how progress rises: ``"linear"``, ``"slow-start"`` (slow,
+        then fast) or ``"uneven"`` (a leap, a long crawl, a final rush).
+    :ivar link_ttl: seconds a signed video address stays valid; each progress
+        answer signs a fresh one. ``None``: plain, unsigned addresses.
     """
 
     seconds: float = 1.0
@@ -97,6 +102,16 @@ class RenderPlan:
     filename: Optional[str] = None
     size: Optional[int] = None
     reject: Optional[str] = None
+    curve: str = "linear"
+    link_ttl: Optional[float] = None
+
+
+_CURVES = {
+    "linear": lambda x: x,
+    "slow-start": lambda x: x * x,
+    # Through (0, 0), (0.2, 0.6), (0.8, 0.9), (1, 1).
+    "uneven": lambda x: 3 * x if x < 0.2 else 0.6 + (x - 0.2) * 0.5 if x < 0.8 else 0.9 + (x - 0.8) * 0.5,
+}
 
 
 @dataclass
@@ -226,6 +241,7 @@ class Simulator:
         self._exports: List[Export] = []
         self._videos: Dict[str, _Video] = {}
         self._clip = _clip()
+        self._signing_key = secrets.token_bytes(16)
         self._servers: Dict[str, ThreadingHTTPServer] = {}
         self._threads: List[threading.Thread] = []
         self._stopping = threading.Event()
@@ -395,11 +411,10 @@ class Simulator:
             elapsed = time.monotonic() - project.created
             if not plan.finish:
                 progress = min(99.0, round(elapsed * 10, 1))
-            elif plan.seconds <= 0:
+            elif plan.seconds <= 0 or elapsed >= plan.seconds:
                 progress = 100.0
             else:
-                progress = min(100.0, elapsed / plan.seconds * 100)
-                progress = 100.0 if progress >= 100 else min(99.9, round(progress, 1))
+                progress = min(99.9, round(100 * _CURVES[plan.curve](elapsed / plan.seconds), 1))
             if plan.fail_at is not None and progress >= plan.fail_at:
                 return 200, {"success": False, "msg": "render failed: the avatar could not be synthesised"}
             data: Dict[str, Any] = {"progress": str(progress) if plan.progress_as_string else progress}
@@ -414,7 +429,27 @@ class Simulator:
 
     def _address(self, project: _Project) -> str:
         name = project.plan.filename if project.plan.filename is not None else f"{project.key}.mp4"
-        return f"{self._url('download')}/v/{project.key}/{name}"
+        address = f"{self._url('download')}/v/{project.key}/{name}"
+        if project.plan.link_ttl is None:
+            return address
+        expires = f"{time.time() + project.plan.link_ttl:.3f}"
+        return f"{address}?expires={expires}&signature={self._sign(project.key, expires)}"
+
+    def _sign(self, key: str, expires: str) -> str:
+        return hmac.new(self._signing_key, f"{key}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _link_refused(self, key: str, query: str) -> Optional[str]:
+        """Why a signed address is refused, or None when it is good (or the
+        project's addresses are not signed)."""
+        if self._projects[key].plan.link_ttl is None:
+            return None
+        fields = dict(parse_qsl(query))
+        expires, signature = fields.get("expires", ""), fields.get("signature", "")
+        if not hmac.compare_digest(signature, self._sign(key, expires)):
+            return "SignatureDoesNotMatch"
+        if float(expires) < time.time():
+            return "Request has expired"
+        return None
 
     def _video_for_path(self, path: str) -> Optional[Tuple[str, _Video]]:
         parts = posixpath.normpath(urlsplit(path).path).split("/")
@@ -433,6 +468,12 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     server_version = "aistudios-simulator/1"
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; without this, Nagle's
+        # algorithm and the client's delayed ACK add 40 ms to every answer.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the record in Simulator.log replaces the console log
@@ -546,6 +587,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, raw=b"<Error><Code>NoSuchKey</Code></Error>", content_type="application/xml")
             return
         key, video = found
+        refused = self.sim._link_refused(key, urlsplit(self.path).query)
+        if refused:
+            body = f"<Error><Code>AccessDenied</Code><Message>{refused}</Message></Error>".encode()
+            self._send(403, raw=body, content_type="application/xml")
+            return
         fault, self._fault = self._fault, None
         if fault is not None and fault.kind == "redirect":
             base = self.sim._url("mirror") if fault.other_host else ""
