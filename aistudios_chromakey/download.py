@@ -10,12 +10,14 @@ another domain) never receives the API key.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
 import secrets
 import time
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Optional, Tuple, Union
 from urllib.parse import unquote, urlsplit
@@ -96,12 +98,37 @@ def _content_range_start(value: Optional[str]) -> Tuple[Optional[int], Optional[
     return int(match.group(1)), total
 
 
-def _transfer(session: requests.Session, url: str, out: IO[bytes], request_timeout: RequestTimeout) -> int:
+# How video containers begin: an ISO/QuickTime box type at offset 4, or a
+# signature at offset 0 (Matroska/WebM, AVI, MPEG-PS, FLV).
+_BOX_TYPES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
+_SIGNATURES = (b"\x1a\x45\xdf\xa3", b"RIFF", b"\x00\x00\x01\xba", b"FLV\x01")
+
+
+def _looks_like_video(head: bytes) -> bool:
+    if len(head) >= 8 and head[4:8] in _BOX_TYPES:
+        return True
+    return any(head.startswith(signature) for signature in _SIGNATURES)
+
+
+def _check_video(head: bytes, content_type: str, url: str) -> None:
+    """Refuse an error page delivered as if it were the video."""
+    if _looks_like_video(head):
+        return
+    kind = content_type.split(";")[0].strip() or "no content type"
+    preview = head[:60].decode("utf-8", errors="replace")
+    raise DownloadError(
+        f"{_where(url)} did not send a video ({kind}, starting {preview!r}); "
+        "it is often an error page from the storage host, so nothing was saved"
+    )
+
+
+def _transfer(session: requests.Session, url: str, out: IO[bytes], request_timeout: RequestTimeout) -> Tuple[int, str]:
     """Stream ``url`` into ``out``; resume or restart after a cut-off.
-    Returns the number of bytes written."""
+    Returns the number of bytes written and their SHA-256."""
     received = 0
     total: Optional[int] = None
     validator: Optional[str] = None
+    digest = hashlib.sha256()
     last_problem = "no answer"
     for attempt in range(1, _ATTEMPTS + 1):
         # Authorization: None removes any such header a caller's session carries.
@@ -124,20 +151,26 @@ def _transfer(session: requests.Session, url: str, out: IO[bytes], request_timeo
                         out.seek(0)
                         out.truncate()
                         received = 0
+                        digest = hashlib.sha256()
                     length = response.headers.get("Content-Length")
                     total = int(length) if length and length.isdigit() else None
                     etag = response.headers.get("ETag")
                     validator = etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified")
                 else:
-                    raise DownloadError(f"the download host answered HTTP {status} for {_where(url)}")
+                    raise DownloadError(f"the download host answered HTTP {status} for {_where(url)}", status=status)
                 for chunk in response.iter_content(chunk_size=_CHUNK):
+                    if received == 0:
+                        _check_video(chunk, response.headers.get("Content-Type", ""), url)
                     out.write(chunk)
+                    digest.update(chunk)
                     received += len(chunk)
         except _TRANSIENT as error:
             last_problem = type(error).__name__
         else:
             if total is None or received == total:
-                return received
+                if received == 0:
+                    raise DownloadError(f"{_where(url)} sent an empty body, not a video")
+                return received, digest.hexdigest()
             if received > total:
                 raise DownloadError(f"{_where(url)}: received {received} bytes, more than the announced {total}")
             last_problem = "the connection closed early"
@@ -212,7 +245,8 @@ def download_video(
     :param request_timeout: seconds to connect and to wait for data.
     :return: the path of the downloaded file.
     :rtype: pathlib.Path
-    :raises DownloadError: the download failed; nothing was saved.
+    :raises DownloadError: the download failed, or what arrived is not a
+        video (an error page sent with status 200); nothing was saved.
 
     Usage::
 
@@ -222,21 +256,32 @@ def download_video(
         raise ValueError(f"url must be an http(s) address, not {url!r}")
     name = _check_filename(filename) if filename is not None else safe_filename(url, project_key)
     folder = Path(out_dir)
+    with session_scope(session) as active:
+        return _download(active, url, folder, name, request_timeout).path
+
+
+@dataclass(frozen=True)
+class _Saved:
+    path: Path
+    size: int
+    sha256: str
+
+
+def _download(session: requests.Session, url: str, folder: Path, name: str, request_timeout: RequestTimeout) -> _Saved:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise DownloadError(f"cannot create the output folder {folder}: {error.strerror}") from None
     temporary = folder / f".{_truncate_utf8(name, 60)}.{secrets.token_hex(4)}.part"
     logger.info("downloading %s into %s", _where(url), folder)
-    with session_scope(session) as active:
-        try:
-            with open(temporary, "xb") as out:
-                size = _transfer(active, url, out, request_timeout)
-                out.flush()
-                os.fsync(out.fileno())
-            path = _place(temporary, folder, name)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-    logger.info("saved %s (%d bytes)", path, size)
-    return path
+    try:
+        with open(temporary, "xb") as out:
+            size, sha256 = _transfer(session, url, out, request_timeout)
+            out.flush()
+            os.fsync(out.fileno())
+        path = _place(temporary, folder, name)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    logger.info("saved %s (%d bytes, sha256 %s)", path, size, sha256)
+    return _Saved(path, size, sha256)

@@ -51,7 +51,14 @@ class ServiceError(AIStudiosError):
 
 
 class RateLimited(ServiceError):
-    """The service kept answering 429 (too many requests) after the retries."""
+    """The service kept answering 429 (too many requests) after the retries.
+
+    :ivar retry_after: the seconds its last ``Retry-After`` asked for, if any.
+    """
+
+    def __init__(self, message: str, *, status: Optional[int] = 429, retry_after: Optional[float] = None):
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
 
 
 class ExportRejected(AIStudiosError):
@@ -75,8 +82,15 @@ class RenderTimeout(AIStudiosError, TimeoutError):
 
 
 class DownloadError(AIStudiosError):
-    """A video could not be downloaded completely. Nothing is left under the
-    final file name."""
+    """A video could not be downloaded completely, or what arrived was not a
+    video. Nothing is left under the final file name.
+
+    :ivar status: the download host's HTTP status, when it refused.
+    """
+
+    def __init__(self, message: str, *, status: Optional[int] = None):
+        super().__init__(message)
+        self.status = status
 
 
 class JournalError(AIStudiosError):
