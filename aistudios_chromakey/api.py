@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import quote, urlsplit
 
 import requests
+from urllib3.util.retry import Retry
 
 from . import __version__
 from ._transport import DEFAULT_REQUEST_TIMEOUT, RequestTimeout, certainly_not_sent, session_scope
@@ -34,8 +35,17 @@ from .errors import (
 
 logger = logging.getLogger("aistudios_chromakey")
 
-#: Seconds between progress polls, as in the tutorial.
-DEFAULT_POLL_INTERVAL = 3.0
+#: ``None``: adaptive polling. A number of seconds: that fixed interval (the
+#: tutorial's is 3).
+DEFAULT_POLL_INTERVAL: Optional[float] = None
+# Adaptive polling: the wait before the rate is known, the bounds of any wait,
+# and how long after the estimated finish to look.
+_ADAPTIVE_FIRST = 1.0
+_ADAPTIVE_MIN = 0.5
+_ADAPTIVE_MAX = 15.0
+_ADAPTIVE_MARGIN = 0.1
+# A rate-limited poll or export waits this long when the service names no time.
+_RATE_LIMIT_PAUSE = 5.0
 #: Seconds one render may take before :class:`RenderTimeout` (one hour).
 DEFAULT_RENDER_TIMEOUT = 3600.0
 
@@ -117,6 +127,8 @@ class ProgressEvent:
     :ivar progress: the render's progress in percent, when known.
     :ivar path: the downloaded file (``"done"``).
     :ivar error: what went wrong (``"failed"``).
+    :ivar size: the file's size in bytes (``"done"``).
+    :ivar sha256: the file's SHA-256, in hex (``"done"``).
     """
 
     kind: str
@@ -125,6 +137,8 @@ class ProgressEvent:
     progress: Optional[float] = None
     path: Optional[Path] = None
     error: Optional[BaseException] = None
+    size: Optional[int] = None
+    sha256: Optional[str] = None
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
@@ -250,12 +264,27 @@ def _answer(response: requests.Response, token: str, what: str) -> Tuple[Any, st
             "profile; V3 keys expire after 24 hours."
         )
     if status == 429:
-        raise RateLimited(f"{what}: rate limited by the service ({detail}); wait a while and try again", status=status)
+        raise RateLimited(
+            f"{what}: rate limited by the service ({detail}); wait a while and try again",
+            status=status,
+            retry_after=_retry_after(response),
+        )
     if status >= 500:
         raise ServiceError(f"{what}: the service failed ({detail}); try again later", status=status)
     if body is None:
         raise ServiceError(f"{what}: the service did not answer JSON ({detail})", status=status)
     return body, detail
+
+
+def _retry_after(response: requests.Response) -> Optional[float]:
+    """Seconds named by ``Retry-After`` (a number or an HTTP date), if any."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(Retry().parse_retry_after(value)))
+    except Exception:  # an unparseable header is the same as none
+        return None
 
 
 def _data(body: Any) -> Mapping[str, Any]:
@@ -431,6 +460,55 @@ def _poll(
     return progress, address
 
 
+class _PollClock:
+    """When to poll one render next.
+
+    With a fixed interval, that interval. Adaptive (``interval=None``): the
+    progress seen so far gives the render's rate, and the next poll is set
+    just after the estimated finish, bounded by a minimum and a maximum wait,
+    so a render is polled a few times whatever its length and its download
+    starts soon after it is done.
+    """
+
+    def __init__(self, interval: Optional[float], started: float):
+        self.interval = interval
+        self.last: Tuple[float, float] = (started, 0.0)  # (time, progress) at the last rise
+
+    def next_wait(self, now: float, progress: float) -> float:
+        if self.interval is not None:
+            return self.interval
+        if progress >= 100:  # done, and waiting for the address
+            return _ADAPTIVE_MIN
+        then, before = self.last
+        if progress <= before:
+            # No rise yet (queued, or stalled): look again, less often the longer it lasts.
+            return min(_ADAPTIVE_MAX, max(_ADAPTIVE_FIRST, (now - then) / 2))
+        if now - then < _ADAPTIVE_FIRST / 2:
+            # Too short a span for a rate: latency and rounding would dominate it.
+            return _ADAPTIVE_FIRST
+        self.last = (now, progress)
+        rate = (progress - before) / (now - then)
+        return min(_ADAPTIVE_MAX, max(_ADAPTIVE_MIN, (100 - progress) / rate + _ADAPTIVE_MARGIN))
+
+
+def _check_poll_interval(poll_interval: Optional[float]) -> None:
+    if poll_interval is not None and (not _is_number(poll_interval) or poll_interval < 0):
+        raise ValueError(f"poll_interval must be None (adaptive) or seconds >= 0, not {poll_interval!r}")
+
+
+def _pause_for(error: RateLimited) -> float:
+    return max(1.0, error.retry_after if error.retry_after is not None else _RATE_LIMIT_PAUSE)
+
+
+def _timed_out(key: str, timeout: Optional[float], progress: float, who: str = "") -> RenderTimeout:
+    return RenderTimeout(
+        f"{who}project {key}: not done after {timeout:g} s (progress {progress:g}%"
+        + (", no video address yet" if progress >= 100 else "")
+        + "). The render may still finish: wait for it again with the same project key, "
+        "or run the same batch again."
+    )
+
+
 def wait_for_video(
     project_key: str,
     token: Optional[str] = None,
@@ -438,7 +516,7 @@ def wait_for_video(
     api: str = "legacy",
     base_url: Optional[str] = None,
     session: Optional[requests.Session] = None,
-    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    poll_interval: Optional[float] = DEFAULT_POLL_INTERVAL,
     timeout: Optional[float] = DEFAULT_RENDER_TIMEOUT,
     on_progress: Optional[ProgressCallback] = None,
     request_timeout: RequestTimeout = DEFAULT_REQUEST_TIMEOUT,
@@ -446,14 +524,18 @@ def wait_for_video(
     """Poll a render's progress until it is done (tutorial step 4).
 
     Done means progress has reached 100 *and* the video's address has
-    appeared; until both hold, it polls again every ``poll_interval`` seconds.
+    appeared; until both hold, it polls again. By default the next poll is
+    timed from the progress seen so far (just after the render should end);
+    ``poll_interval=3`` polls every 3 seconds, as the tutorial does. When the
+    service rate-limits the polls (HTTP 429), it waits as long as asked.
 
     :param project_key: what :func:`request_export` returned.
     :param token: the API key; defaults to ``$AISTUDIOS_API_KEY``.
     :param api: ``"legacy"`` or ``"v3"``, as for the export.
     :param base_url: the service's ``scheme://host[:port]``.
     :param session: a ``requests.Session`` to reuse.
-    :param poll_interval: seconds between polls.
+    :param poll_interval: seconds between polls; ``None`` (the default) for
+        adaptive polling.
     :param timeout: seconds the render may take, ``None`` for no limit.
     :param on_progress: called with a :class:`ProgressEvent` after each poll.
     :param request_timeout: seconds to connect and to wait for each answer.
@@ -470,29 +552,33 @@ def wait_for_video(
     """
     if not isinstance(project_key, str) or not project_key.strip():
         raise ValueError(f"project_key must be a non-empty string, not {project_key!r}")
-    if not _is_number(poll_interval) or poll_interval < 0:
-        raise ValueError(f"poll_interval must be a number of seconds >= 0, not {poll_interval!r}")
+    _check_poll_interval(poll_interval)
     if timeout is not None and (not _is_number(timeout) or timeout <= 0):
         raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
     flow = _flow(api)
     base = _base_url(flow, base_url)
     secret = _resolve_token(token)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = None if timeout is None else started + timeout
+    clock = _PollClock(poll_interval, started)
+    progress = 0.0
     with session_scope(session) as active:
         while True:
-            progress, address = _poll(active, project_key, flow, base, secret, request_timeout)
-            if on_progress is not None:
-                on_progress(ProgressEvent("progress", project_key=project_key, progress=progress))
-            if progress >= 100 and address:
-                return address
-            pause = poll_interval
+            limited: Optional[RateLimited] = None
+            try:
+                progress, address = _poll(active, project_key, flow, base, secret, request_timeout)
+            except RateLimited as error:
+                limited, pause = error, _pause_for(error)
+                logger.warning("project %s: rate limited; polling again in %g s", project_key, pause)
+            else:
+                if on_progress is not None:
+                    on_progress(ProgressEvent("progress", project_key=project_key, progress=progress))
+                if progress >= 100 and address:
+                    return address
+                pause = clock.next_wait(time.monotonic(), progress)
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise RenderTimeout(
-                        f"project {project_key}: not done after {timeout:g} s (progress {progress:g}%"
-                        + (", no video address yet" if progress >= 100 else "")
-                        + "). The render may still finish: wait for it again with the same project key."
-                    )
+                    raise limited or _timed_out(project_key, timeout, progress)
                 pause = min(pause, left)
             time.sleep(pause)

@@ -36,22 +36,27 @@ from .api import (
     ProgressCallback,
     ProgressEvent,
     _base_url,
+    _check_poll_interval,
     _export,
     _Flow,
     _flow,
+    _pause_for,
     _poll,
+    _PollClock,
     _resolve_token,
+    _timed_out,
     _validate_jobs,
 )
-from .download import download_video
+from .download import _download, _Saved, safe_filename
 from .errors import (
     AIStudiosError,
     AuthenticationError,
     BatchError,
+    DownloadError,
     ExportUncertain,
     JournalError,
+    RateLimited,
     RenderFailed,
-    RenderTimeout,
 )
 
 logger = logging.getLogger("aistudios_chromakey")
@@ -60,6 +65,12 @@ logger = logging.getLogger("aistudios_chromakey")
 JOURNAL_NAME = ".aistudios-chromakey.json"
 _JOURNAL_FORMAT = "aistudios-chromakey journal"
 _JOURNAL_VERSION = 1
+
+# A refused download address is asked for again this many times (signed links expire).
+_STALE_ADDRESS = frozenset({403, 404, 410})
+_REFRESHES = 3
+# An export rate-limited this many times in a row fails.
+_RATE_LIMIT_TRIES = 5
 
 # Journal states. A job absent from the journal has never been accepted.
 _SUBMITTED = "submitted"  # accepted: it has a project key, maybe a finished render
@@ -80,6 +91,11 @@ class _Job:
     deadline: Optional[float] = None
     path: Optional[Path] = None
     error: Optional[BaseException] = None
+    saved: Optional[_Saved] = None
+    clock: Optional[_PollClock] = None
+    progress: float = 0.0
+    rate_limits: int = 0
+    refreshes: int = 0
 
 
 def _fingerprints(bodies: List[Dict[str, Any]], flow: _Flow, base: str) -> List[str]:
@@ -136,6 +152,8 @@ class _Journal:
             entry["project_key"] = job.project_key
         if job.file is not None:
             entry["file"] = job.file
+        if job.saved is not None:
+            entry["size"], entry["sha256"] = job.saved.size, job.saved.sha256
         self.entries[job.fingerprint] = entry
         self._save()
 
@@ -182,7 +200,7 @@ def export_chromakeys(
     api: str = "legacy",
     base_url: Optional[str] = None,
     session: Optional[requests.Session] = None,
-    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    poll_interval: Optional[float] = DEFAULT_POLL_INTERVAL,
     timeout: Optional[float] = DEFAULT_RENDER_TIMEOUT,
     on_progress: Optional[ProgressCallback] = None,
     concurrency: int = 1,
@@ -205,7 +223,8 @@ def export_chromakeys(
     :param api: ``"legacy"`` (the tutorial's endpoints) or ``"v3"``.
     :param base_url: the service's ``scheme://host[:port]``.
     :param session: a ``requests.Session`` to reuse; one is made otherwise.
-    :param poll_interval: seconds between two polls of the same render.
+    :param poll_interval: seconds between two polls of the same render;
+        ``None`` (the default) times each poll from the render's progress.
     :param timeout: seconds one render may take, ``None`` for no limit.
     :param on_progress: called with a :class:`ProgressEvent` at each step.
     :param concurrency: how many renders may run on the service at once;
@@ -231,8 +250,7 @@ def export_chromakeys(
     secret = _resolve_token(token)
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise ValueError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
-    if poll_interval < 0:
-        raise ValueError(f"poll_interval must be >= 0, not {poll_interval!r}")
+    _check_poll_interval(poll_interval)
     folder = Path(out_dir)
     journal = _Journal(folder) if resume else _NoJournal(folder)
     journal.load()
@@ -264,7 +282,8 @@ def export_chromakeys(
 
 
 class _Run:
-    """One run of a batch: the scheduler that exports, polls and downloads."""
+    """One run of a batch: the scheduler that exports, polls and downloads,
+    all from this one thread."""
 
     def __init__(
         self,
@@ -274,7 +293,7 @@ class _Run:
         base: str,
         token: str,
         folder: Path,
-        poll_interval: float,
+        poll_interval: Optional[float],
         timeout: Optional[float],
         on_progress: Optional[ProgressCallback],
         request_timeout: RequestTimeout,
@@ -289,11 +308,27 @@ class _Run:
         self.timeout = timeout
         self.on_progress = on_progress
         self.request_timeout = request_timeout
+        # When the service rate-limits any request, no job sends anything before this.
+        self.not_before = 0.0
 
     def emit(self, kind: str, job: _Job, progress: Optional[float] = None) -> None:
-        if self.on_progress is not None:
-            event = ProgressEvent(kind, job.position, job.project_key, progress, job.path, job.error)
-            self.on_progress(event)
+        if self.on_progress is None:
+            return
+        size, sha256 = (job.saved.size, job.saved.sha256) if job.saved else (None, None)
+        event = ProgressEvent(kind, job.position, job.project_key, progress, job.path, job.error, size, sha256)
+        self.on_progress(event)
+
+    def _hold(self, until: float) -> None:
+        """Sleep until ``until`` and past any rate-limit pause."""
+        pause = max(until, self.not_before) - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+
+    def _rate_limited(self, job: _Job, error: RateLimited) -> None:
+        pause = _pause_for(error)
+        self.not_before = max(self.not_before, time.monotonic() + pause)
+        job.rate_limits += 1
+        logger.warning("job %d: rate limited; the whole batch waits %g s", job.position, pause)
 
     def go(self, session: requests.Session, concurrency: int) -> None:
         waiting: List[_Job] = []  # never accepted: to export
@@ -313,14 +348,17 @@ class _Run:
         while waiting or rendering:
             while waiting and len(rendering) < concurrency:
                 job = waiting.pop(0)
-                if self._submit(session, job):
+                self._hold(0.0)
+                accepted = self._submit(session, job)
+                if accepted is None:
+                    waiting.insert(0, job)  # rate limited: the same job goes first after the pause
+                    break
+                if accepted:
                     rendering.append(job)
             if not rendering:
                 continue
             job = min(rendering, key=lambda j: j.next_poll)
-            pause = job.next_poll - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
+            self._hold(job.next_poll)
             if self._poll(session, job):
                 rendering.remove(job)
 
@@ -329,9 +367,11 @@ class _Run:
         entry = self.journal.entries.get(job.fingerprint)
         if not entry:
             return
-        state, key, name = entry.get("state"), entry.get("project_key"), entry.get("file")
-        if state == _DONE and isinstance(name, str) and (self.folder / name).is_file():
+        state, key, name, size, sha256 = (entry.get(f) for f in ("state", "project_key", "file", "size", "sha256"))
+        if state == _DONE and isinstance(name, str) and self._intact(name, size):
             job.state, job.project_key, job.file, job.path = state, key, name, self.folder / name
+            if isinstance(size, int) and isinstance(sha256, str):
+                job.saved = _Saved(job.path, size, sha256)
             logger.info("job %d: already done (%s), skipped", job.position, job.path)
             self.emit("done", job, 100.0)
         elif state in (_SUBMITTED, _DONE) and isinstance(key, str) and key:
@@ -345,21 +385,35 @@ class _Run:
             )
             self.emit("failed", job)
 
+    def _intact(self, name: str, size: Any) -> bool:
+        """The finished file is still there, at the size it was saved with."""
+        path = self.folder / name
+        return path.is_file() and (not isinstance(size, int) or path.stat().st_size == size)
+
     def _start_clock(self, job: _Job) -> None:
         now = time.monotonic()
         job.next_poll = now
         job.deadline = None if self.timeout is None else now + self.timeout
+        job.clock = _PollClock(self.poll_interval, now)
 
     def _fail(self, job: _Job, error: AIStudiosError) -> None:
         logger.error("job %d failed: %s", job.position, error)
         job.error = error
         self.emit("failed", job)
 
-    def _submit(self, session: requests.Session, job: _Job) -> bool:
+    def _submit(self, session: requests.Session, job: _Job) -> Optional[bool]:
+        """Export one job: True when accepted, False when it failed, None when
+        rate limited (it goes again after the pause)."""
         try:
             key = _export(session, job.body, self.flow, self.base, self.token, self.request_timeout, job.position)
         except AuthenticationError:
             raise
+        except RateLimited as error:
+            if job.rate_limits >= _RATE_LIMIT_TRIES:
+                self._fail(job, error)
+                return False
+            self._rate_limited(job, error)
+            return None
         except ExportUncertain as error:
             job.state = _UNCERTAIN
             self.journal.record(job)
@@ -376,25 +430,8 @@ class _Run:
 
     def _poll(self, session: requests.Session, job: _Job) -> bool:
         """Poll one render; download it when done. True when the job is over."""
-        assert job.project_key is not None
         try:
-            progress, address = _poll(session, job.project_key, self.flow, self.base, self.token, self.request_timeout)
-            self.emit("progress", job, progress)
-            if progress < 100 or not address:
-                now = time.monotonic()
-                if job.deadline is not None and now >= job.deadline:
-                    raise RenderTimeout(
-                        f"job {job.position}: project {job.project_key} not done after {self.timeout:g} s "
-                        f"(progress {progress:g}%). It may still finish: run the batch again to resume it."
-                    )
-                job.next_poll = now + self.poll_interval
-                if job.deadline is not None:
-                    job.next_poll = min(job.next_poll, job.deadline)
-                return False
-            self.emit("downloading", job, 100.0)
-            job.path = download_video(
-                address, self.folder, project_key=job.project_key, session=session, request_timeout=self.request_timeout
-            )
+            return self._step(session, job)
         except AuthenticationError:
             raise
         except AIStudiosError as error:
@@ -403,8 +440,45 @@ class _Run:
                 self.journal.record(job)
             self._fail(job, error)
             return True
+
+    def _step(self, session: requests.Session, job: _Job) -> bool:
+        assert job.project_key is not None and job.clock is not None
+        try:
+            progress, address = _poll(session, job.project_key, self.flow, self.base, self.token, self.request_timeout)
+        except RateLimited as error:
+            self._rate_limited(job, error)
+            self._next_poll(job, self.not_before - time.monotonic())
+            return False
+        job.progress = progress
+        self.emit("progress", job, progress)
+        if progress < 100 or not address:
+            self._next_poll(job, job.clock.next_wait(time.monotonic(), progress))
+            return False
+        self.emit("downloading", job, 100.0)
+        name = safe_filename(address, job.project_key)
+        try:
+            job.saved = _download(session, address, self.folder, name, self.request_timeout)
+        except DownloadError as error:
+            if error.status not in _STALE_ADDRESS or job.refreshes >= _REFRESHES:
+                raise
+            # Signed addresses expire: the progress answer carries a fresh one.
+            job.refreshes += 1
+            logger.warning("job %d: the video address was refused (%s); asking for a fresh one", job.position, error)
+            job.next_poll = time.monotonic()
+            return False
+        job.path = job.saved.path
         job.state, job.file = _DONE, job.path.name
         self.journal.record(job)
         logger.info("job %d done: %s", job.position, job.path)
         self.emit("done", job, 100.0)
         return True
+
+    def _next_poll(self, job: _Job, wait: float) -> None:
+        """Schedule the job's next poll, or give up once its deadline has passed."""
+        assert job.project_key is not None
+        now = time.monotonic()
+        if job.deadline is not None and now >= job.deadline:
+            raise _timed_out(job.project_key, self.timeout, job.progress, f"job {job.position}: ")
+        job.next_poll = now + max(wait, 0.0)
+        if job.deadline is not None:
+            job.next_poll = min(job.next_poll, job.deadline)
