@@ -170,11 +170,17 @@ class _Board:
         self.live = live and not quiet and count <= max(rows - 2, 1)
         self.drawn = 0
         self.steps: Dict[int, int] = {}
+        self.keys: Dict[int, str] = {}
+        self.files: Dict[int, Tuple[Optional[int], Optional[str]]] = {}
 
     def __call__(self, event: ProgressEvent) -> None:
         if event.position is None:
             return
         index = event.position - 1
+        if event.project_key:
+            self.keys[event.position] = event.project_key
+        if event.kind == "done":
+            self.files[event.position] = (event.size, event.sha256)
         key = f" {event.project_key}" if event.project_key else ""
         if event.kind == "progress":
             state = f"rendering {event.progress or 0:5.1f}%{key}"
@@ -213,16 +219,23 @@ class _Board:
         self.stream.flush()
 
 
-def _summary(jobs: Sequence[Dict[str, Any]], paths: Sequence[Optional[Path]], errors: Dict[int, BaseException]) -> str:
-    lines = [f"{'job':>4}  {'state':<7} file or reason"]
-    for position in range(1, len(jobs) + 1):
+def _summary(board: _Board, paths: Sequence[Optional[Path]], errors: Dict[int, BaseException]) -> str:
+    """The table printed at the end: job, project key, state, file or reason."""
+    rows = []
+    for position in range(1, len(board.states) + 1):
         path = paths[position - 1] if position - 1 < len(paths) else None
+        key = board.keys.get(position, "-")
         if position in errors:
-            lines.append(f"{position:>4}  {'failed':<7} {str(errors[position]).splitlines()[0]}")
+            rows.append((position, key, "failed", str(errors[position]).splitlines()[0]))
         else:
-            lines.append(f"{position:>4}  {'done':<7} {path}")
+            size, sha256 = board.files.get(position, (None, None))
+            detail = f"  ({size} bytes, sha256 {sha256[:16]}…)" if size is not None and sha256 else ""
+            rows.append((position, key, "done", f"{path}{detail}"))
+    width = max([len("project key")] + [len(row[1]) for row in rows])
+    lines = [f"{'job':>4}  {'project key':<{width}}  {'state':<6}  file or reason"]
+    lines += [f"{p:>4}  {k:<{width}}  {state:<6}  {text}" for p, k, state, text in rows]
     done = sum(1 for p in paths if p is not None)
-    lines.append(f"{done} of {len(jobs)} done" + (f", {len(errors)} failed" if errors else ""))
+    lines.append(f"{done} of {len(board.states)} done" + (f", {len(errors)} failed" if errors else ""))
     return "\n".join(lines)
 
 
@@ -272,7 +285,7 @@ def _run_batch(
             file=sys.stderr,
         )
         return ExitStatus.INTERRUPTED
-    print(_summary(jobs, paths, errors))
+    print(_summary(board, paths, errors))
     return ExitStatus.FAILED if errors else ExitStatus.OK
 
 
@@ -350,7 +363,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive(float),
         default=DEFAULT_POLL_INTERVAL,
         metavar="SECONDS",
-        help="seconds between progress polls (default: %(default)s)",
+        help="a fixed number of seconds between progress polls, as the tutorial's 3 "
+        "(default: adaptive, timed from each render's progress)",
     )
     batch.add_argument(
         "--timeout",
@@ -394,8 +408,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run the tutorial's three jobs on the built-in simulator",
         description="See the whole flow work in seconds, without a key or a network.",
     )
-    # The demo's renders are short: poll them often.
-    demo.set_defaults(handler=_cmd_demo, api="legacy", poll_interval=0.5)
+    demo.set_defaults(handler=_cmd_demo, api="legacy")
 
     simulate = commands.add_parser(
         "simulate",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -392,3 +393,83 @@ def test_a_killed_batch_run_again_pays_for_nothing_twice(
     for job in jobs:
         key = by_job[json.dumps(job)]
         assert (tmp_path / f"{key}.mp4").read_bytes() == sim.video(key)
+
+
+# --- rate limits, expiring links, verified videos --------------------------------------
+
+
+def test_a_429_pauses_every_job_of_a_concurrent_batch(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    sim.plan(*[RenderPlan(seconds=1) for _ in jobs])
+    sim.fault("progress", "status", status=429, retry_after="2")
+    export_chromakeys(jobs, SECRET, out_dir=tmp_path, base_url=sim.base_url, concurrency=3, poll_interval=0.1)
+    log = sim.requests("api")
+    limited = sim.polls()[0]
+    later = [r for r in log if r.time > limited.time]
+    assert later and min(r.time for r in later) - limited.time >= 2.0
+    assert len(sim.exports) == 3
+
+
+def test_rate_limits_beyond_the_retries_pause_the_batch_instead_of_failing_it(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    sim.plan(*[RenderPlan(seconds=0.5) for _ in jobs])
+    sim.fault("progress", "status", status=429, retry_after="1", times=7)  # more than one poll's retries
+    paths = export_chromakeys(jobs, SECRET, out_dir=tmp_path, base_url=sim.base_url, concurrency=3, poll_interval=0.1)
+    assert [p.read_bytes() for p in paths] == [sim.video(e.key) for e in sim.exports]
+    polls = sim.polls()
+    for limited, following in zip(polls[:7], polls[1:8]):
+        assert following.time - limited.time >= 1.0  # nobody polled during a pause
+
+
+def test_an_expired_video_link_is_replaced_by_a_fresh_one(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    sim.plan(RenderPlan(seconds=0.1, link_ttl=0.5))
+    sim.fault("download", "hang", seconds=1)  # the first attempt dies; its link has expired by then
+    [path] = export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, **fast)
+    assert path.read_bytes() == sim.video(sim.exports[0].key)
+    assert len(sim.exports) == 1
+    downloads = sim.requests("download")
+    assert len(downloads) >= 3 and len({r.path for r in downloads}) >= 2  # a new signed address was used
+
+
+def test_an_html_page_sent_as_the_video_is_never_saved(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    page = b"<!DOCTYPE html><html><body>Please sign in</body></html>"
+    sim.fault("download", "status", status=200, body=page, content_type="text/html")
+    with pytest.raises(BatchError, match=r"did not send a video .*text/html") as caught:
+        export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, **fast)
+    assert caught.value.paths == [None]
+    assert [p.name for p in tmp_path.iterdir()] == [".aistudios-chromakey.json"]
+    [path] = export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, **fast)  # a re-run fetches it, unpaid
+    assert path.read_bytes() == sim.video(sim.exports[0].key) and len(sim.exports) == 1
+
+
+def test_each_file_is_reported_with_its_size_and_sha256(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    events: List[ProgressEvent] = []
+    paths = export_chromakeys(jobs, SECRET, out_dir=tmp_path, on_progress=events.append, **fast)
+    done = [e for e in events if e.kind == "done"]
+    journal = {e["file"]: e for e in _journal(tmp_path)["jobs"].values()}
+    for event, path in zip(done, paths):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert (event.size, event.sha256) == (path.stat().st_size, digest)
+        assert (journal[path.name]["size"], journal[path.name]["sha256"]) == (event.size, digest)
+    again: List[ProgressEvent] = []
+    export_chromakeys(jobs, SECRET, out_dir=tmp_path, on_progress=again.append, **fast)
+    assert [(e.size, e.sha256) for e in again] == [(e.size, e.sha256) for e in done]
+
+
+def test_a_finished_file_changed_since_is_fetched_again_beside_it(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    paths = export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, **fast)
+    paths[0].write_bytes(b"cut short by an editor")
+    [again] = export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, **fast)
+    assert again != paths[0] and again.read_bytes() == sim.video(sim.exports[0].key)
+    assert paths[0].read_bytes() == b"cut short by an editor"  # never overwritten
+    assert len(sim.exports) == 1

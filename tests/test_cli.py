@@ -70,6 +70,10 @@ def test_run_exports_a_json_batch_and_exits_0(sim: Simulator, jobs: List[Dict[st
     for export in sim.exports:
         assert (tmp_path / "videos" / f"{export.key}.mp4").read_bytes() == sim.video(export.key)
     assert "3 of 3 done" in result.stdout
+    for export in sim.exports:  # the summary names each project and its file's size and hash
+        assert re.search(
+            rf"{export.key}\s+done\s+\S+{export.key}\.mp4\s+\(\d+ bytes, sha256 [0-9a-f]{{16}}", result.stdout
+        )
     for n in (1, 2, 3):
         assert f"job {n}: done" in result.stderr  # plain progress lines when not on a terminal
 
@@ -80,7 +84,8 @@ def test_a_failed_job_exits_1_and_the_summary_names_it(
     sim.plan(RenderPlan(seconds=0.1), RenderPlan(seconds=0.1, fail_at=0), RenderPlan(seconds=0.1))
     result = _run(sim, _json_file(tmp_path, jobs))
     assert result.returncode == 1
-    assert re.search(r"^\s+2\s+failed\s+.*render failed", result.stdout, re.MULTILINE)
+    key = sim.exports[1].key
+    assert re.search(rf"^\s+2\s+{key}\s+failed\s+.*render failed", result.stdout, re.MULTILINE), result.stdout
     assert "2 of 3 done, 1 failed" in result.stdout
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 from urllib.parse import quote
@@ -238,3 +239,36 @@ def test_the_sanitised_name_never_escapes_is_never_empty_or_long_and_is_stable(r
     assert os.path.normpath(folder / name).startswith(str(folder) + os.sep)
     assert safe_filename(url, "fallback-key") == name
     assert safe_filename("https://storage.example/" + quote(name), "other") == name  # already safe: unchanged
+
+
+# --- is it a video? -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        (b"<!DOCTYPE html><html><body>Access denied</body></html>", "text/html"),
+        (b"<?xml version='1.0'?><Error><Code>AccessDenied</Code></Error>", "application/xml"),
+        (b'{"error": "expired"}', "video/mp4"),  # a lying content type changes nothing
+    ],
+)
+def test_an_error_page_with_status_200_is_not_saved_as_a_video(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, body: bytes, content_type: str
+) -> None:
+    url = _finished(sim, jobs)
+    sim.fault("download", "status", status=200, body=body, content_type=content_type)
+    with pytest.raises(DownloadError, match="did not send a video"):
+        download_video(url, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_expired_signed_link_is_refused_with_its_status(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, link_ttl=0.2)
+    assert "signature=" in url
+    time.sleep(0.3)
+    with pytest.raises(DownloadError, match="HTTP 403") as caught:
+        download_video(url, tmp_path)
+    assert caught.value.status == 403
+    assert list(tmp_path.iterdir()) == []
