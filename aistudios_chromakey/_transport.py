@@ -14,8 +14,12 @@ the call sites. The policy differs by method:
 from __future__ import annotations
 
 import contextlib
+import email.utils
+import inspect
+import math
 import random
-from typing import Any, Iterator, Optional, Tuple, Union
+import time
+from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -30,6 +34,10 @@ RequestTimeout = Union[float, Tuple[float, float]]
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _POST_RETRY_STATUSES = frozenset({429, 503})
 _RETRY_AFTER_MAX = 120.0
+# Inside one request: at most this many 429s waited out, this long each.
+_IN_REQUEST_429S = 2
+_IN_REQUEST_WAIT_MAX = 5.0
+_BACKOFF_MAX = 30
 
 
 class _Retry(Retry):
@@ -37,6 +45,8 @@ class _Retry(Retry):
     ``Retry-After``, written so that it works on urllib3 1.26 and 2.x alike."""
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if status_code == 429 and sum(entry.status == 429 for entry in self.history) >= _IN_REQUEST_429S:
+            return False  # a longer rate limit is the caller's to wait out (RateLimited)
         if method.upper() == "POST":
             return bool(self.total) and status_code in _POST_RETRY_STATUSES
         return super().is_retry(method, status_code, has_retry_after)
@@ -47,12 +57,40 @@ class _Retry(Retry):
             return 0.0
         return backoff * random.uniform(0.75, 1.25)
 
+    # urllib3 1.26 reads this class attribute; 2.x takes backoff_max below.
+    DEFAULT_BACKOFF_MAX = _BACKOFF_MAX
+
     def get_retry_after(self, response: Any) -> Optional[float]:
-        seconds = super().get_retry_after(response)
-        return None if seconds is None else min(float(seconds), _RETRY_AFTER_MAX)
+        # Inside one request, wait briefly; a longer pause is the caller's to
+        # take, where deadlines and the rest of the batch are known.
+        seconds = retry_after_seconds(response.headers.get("Retry-After"))
+        return None if seconds is None else min(seconds, _IN_REQUEST_WAIT_MAX)
+
+
+def retry_after_seconds(value: Optional[str]) -> Optional[float]:
+    """Seconds a ``Retry-After`` header asks for (a number or an HTTP date),
+    capped; ``None`` when it is absent or unreadable."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), _RETRY_AFTER_MAX)
 
 
 def _default_retry() -> Retry:
+    options: Dict[str, Any] = {}
+    if "backoff_max" in inspect.signature(Retry.__init__).parameters:
+        options["backoff_max"] = _BACKOFF_MAX
     return _Retry(
         total=6,
         connect=4,
@@ -60,21 +98,32 @@ def _default_retry() -> Retry:
         status=5,
         other=0,
         backoff_factor=0.25,
-        backoff_max=30,
         status_forcelist=_RETRY_STATUSES,
         allowed_methods=frozenset({"GET", "HEAD"}),
         raise_on_status=False,
         respect_retry_after_header=True,
+        **options,
     )
 
 
-def make_session() -> requests.Session:
+def make_session(settings_from: Optional[requests.Session] = None) -> requests.Session:
     """A ``requests.Session`` with the library's retry policy mounted.
 
-    It carries no credentials: the API key is added to each API request
-    alone, so that no other host ever receives it.
+    ``settings_from``, a caller's session, lends its proxies, TLS settings,
+    client certificate, cookies and extra headers; not its adapters (so
+    nothing can resend a paid export) and not its ``auth`` or any
+    ``Authorization`` header (the API key is added to each API request
+    alone, so that no other host ever receives a credential from us).
     """
     session = requests.Session()
+    if settings_from is not None:
+        session.headers.update(settings_from.headers)
+        session.headers.pop("Authorization", None)
+        session.cookies = settings_from.cookies
+        session.proxies = dict(settings_from.proxies)
+        session.verify = settings_from.verify
+        session.cert = settings_from.cert
+        session.trust_env = settings_from.trust_env
     adapter = HTTPAdapter(max_retries=_default_retry())
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -83,11 +132,10 @@ def make_session() -> requests.Session:
 
 @contextlib.contextmanager
 def session_scope(session: Optional[requests.Session]) -> Iterator[requests.Session]:
-    """Yield the caller's session untouched, or a new one closed afterwards."""
-    if session is not None:
-        yield session
-        return
-    own = make_session()
+    """A session with the library's transport for the duration of a call:
+    a new one, or one built on the caller's settings. Closed afterwards
+    (the caller's own session is left as it was)."""
+    own = make_session(session)
     try:
         yield own
     finally:
@@ -95,8 +143,21 @@ def session_scope(session: Optional[requests.Session]) -> Iterator[requests.Sess
 
 
 def certainly_not_sent(error: requests.RequestException) -> bool:
-    """True when the request never reached the server (no connection)."""
-    if isinstance(error, requests.ConnectTimeout):
+    """True when the request never reached the service: no connection, a
+    failed TLS handshake, a refusing proxy, or a request that could not even
+    be built."""
+    if isinstance(
+        error,
+        (
+            requests.ConnectTimeout,
+            requests.exceptions.SSLError,
+            requests.exceptions.ProxyError,
+            requests.exceptions.InvalidHeader,
+            requests.exceptions.InvalidURL,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.MissingSchema,
+        ),
+    ):
         return True
     if not isinstance(error, requests.ConnectionError):
         return False

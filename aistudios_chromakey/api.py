@@ -18,10 +18,15 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import quote, urlsplit
 
 import requests
-from urllib3.util.retry import Retry
 
 from . import __version__
-from ._transport import DEFAULT_REQUEST_TIMEOUT, RequestTimeout, certainly_not_sent, session_scope
+from ._transport import (
+    DEFAULT_REQUEST_TIMEOUT,
+    RequestTimeout,
+    certainly_not_sent,
+    retry_after_seconds,
+    session_scope,
+)
 from .errors import (
     AuthenticationError,
     ExportRejected,
@@ -267,7 +272,7 @@ def _answer(response: requests.Response, token: str, what: str) -> Tuple[Any, st
         raise RateLimited(
             f"{what}: rate limited by the service ({detail}); wait a while and try again",
             status=status,
-            retry_after=_retry_after(response),
+            retry_after=retry_after_seconds(response.headers.get("Retry-After")),
         )
     if status >= 500:
         raise ServiceError(f"{what}: the service failed ({detail}); try again later", status=status)
@@ -276,15 +281,12 @@ def _answer(response: requests.Response, token: str, what: str) -> Tuple[Any, st
     return body, detail
 
 
-def _retry_after(response: requests.Response) -> Optional[float]:
-    """Seconds named by ``Retry-After`` (a number or an HTTP date), if any."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
+def _is_json(response: requests.Response) -> bool:
     try:
-        return max(0.0, float(Retry().parse_retry_after(value)))
-    except Exception:  # an unparseable header is the same as none
-        return None
+        response.json()
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _data(body: Any) -> Mapping[str, Any]:
@@ -320,27 +322,26 @@ def _export(
     url = base + flow.export_path
     logger.debug("POST %s (%s)", url, who)
     try:
-        response = session.post(url, json=dict(job), headers=_headers(token), timeout=request_timeout)
+        response = session.post(
+            url, json=dict(job), headers=_headers(token), timeout=request_timeout, allow_redirects=False
+        )
     except requests.RequestException as error:
         if certainly_not_sent(error):
-            raise ServiceError(
-                f"{what}: could not connect to {base} ({type(error).__name__}); nothing was sent"
-            ) from None
-        raise ExportUncertain(
-            f"{what}: the request was sent but no answer came back ({type(error).__name__}). The service may "
-            "have accepted it and may charge for it: check your AI STUDIOS dashboard before exporting it again."
-        ) from None
+            raise ServiceError(f"{what}: could not reach {base} ({type(error).__name__}); nothing was sent") from None
+        raise _uncertain(what, f"the request was sent but no answer came back ({type(error).__name__})") from None
     with response:
-        if response.status_code in (502, 504):
-            # A gateway error: the service behind it may have taken the job.
-            raise ExportUncertain(
-                f"{what}: a gateway answered HTTP {response.status_code}, so the service may have accepted the "
-                "job and may charge for it: check your AI STUDIOS dashboard before exporting it again."
-            )
+        status = response.status_code
+        if status >= 500 and status != 503:
+            # The service (or a gateway in front of it) may have taken the job before failing.
+            raise _uncertain(what, f"the service answered HTTP {status}")
+        if 300 <= status < 400:
+            location = response.headers.get("Location", "?")
+            raise ExportRejected(f"{what}: redirected to {location}; check base_url (nothing was exported)")
+        if 200 <= status < 300 and not _is_json(response):
+            raise _uncertain(what, f"the service answered HTTP {status} without JSON")
         body, detail = _answer(response, token, what)
-    if 400 <= response.status_code < 500:
-        raise ExportRejected(f"{what}: the service rejected it ({detail})")
-    if not isinstance(body, Mapping) or body.get("success") is not True:
+    success = body.get("success") if isinstance(body, Mapping) else None
+    if status >= 400 or success is False:
         raise ExportRejected(f"{what}: the service rejected it ({detail})")
     data = _data(body)
     for field in _KEY_FIELDS:
@@ -348,8 +349,13 @@ def _export(
         if isinstance(key, (str, int)) and not isinstance(key, bool) and str(key).strip():
             logger.info("%s accepted: project key %s", what, key)
             return str(key)
-    raise ServiceError(
-        f"{what}: the service accepted it but sent no project key ({detail})", status=response.status_code
+    raise _uncertain(what, f"the answer carries no project key ({detail})")
+
+
+def _uncertain(what: str, reason: str) -> ExportUncertain:
+    return ExportUncertain(
+        f"{what}: {reason}. The service may have accepted it and may charge for it: "
+        "check your AI STUDIOS dashboard before exporting it again."
     )
 
 
@@ -393,6 +399,7 @@ def request_export(
     """
     flow = _flow(api)
     body = _validate_job(job, flow, None)
+    _check_timing(None, None, request_timeout)
     base = _base_url(flow, base_url)
     secret = _resolve_token(token)
     with session_scope(session) as active:
@@ -491,9 +498,15 @@ class _PollClock:
         return min(_ADAPTIVE_MAX, max(_ADAPTIVE_MIN, (100 - progress) / rate + _ADAPTIVE_MARGIN))
 
 
-def _check_poll_interval(poll_interval: Optional[float]) -> None:
-    if poll_interval is not None and (not _is_number(poll_interval) or poll_interval < 0):
-        raise ValueError(f"poll_interval must be None (adaptive) or seconds >= 0, not {poll_interval!r}")
+def _check_timing(poll_interval: Optional[float], timeout: Optional[float], request_timeout: Any) -> None:
+    """Refuse nonsense before anything is sent or paid for."""
+    if poll_interval is not None and (not _is_number(poll_interval) or poll_interval <= 0):
+        raise ValueError(f"poll_interval must be None (adaptive) or a number of seconds > 0, not {poll_interval!r}")
+    if timeout is not None and (not _is_number(timeout) or timeout <= 0):
+        raise ValueError(f"timeout must be a number of seconds > 0 or None (no limit), not {timeout!r}")
+    parts = request_timeout if isinstance(request_timeout, tuple) else (request_timeout,)
+    if not parts or len(parts) > 2 or not all(_is_number(p) and p > 0 for p in parts):
+        raise ValueError(f"request_timeout must be seconds > 0 or a (connect, read) pair, not {request_timeout!r}")
 
 
 def _pause_for(error: RateLimited) -> float:
@@ -552,9 +565,7 @@ def wait_for_video(
     """
     if not isinstance(project_key, str) or not project_key.strip():
         raise ValueError(f"project_key must be a non-empty string, not {project_key!r}")
-    _check_poll_interval(poll_interval)
-    if timeout is not None and (not _is_number(timeout) or timeout <= 0):
-        raise ValueError(f"timeout must be a positive number of seconds or None, not {timeout!r}")
+    _check_timing(poll_interval, timeout, request_timeout)
     flow = _flow(api)
     base = _base_url(flow, base_url)
     secret = _resolve_token(token)

@@ -109,7 +109,9 @@ class BatchError(AIStudiosError):
 
     def __init__(self, failures: Sequence[Tuple[int, BaseException]], paths: Sequence[Optional[Path]]):
         lines = [f"{len(failures)} of {len(paths)} jobs failed:"]
-        lines += [f"  job {position}: {error}" for position, error in failures]
+        for position, error in failures:
+            text = str(error)
+            lines.append("  " + (text if text.startswith(f"job {position}") else f"job {position}: {text}"))
         super().__init__("\n".join(lines))
         self.failures = list(failures)
         self.paths = list(paths)
