@@ -10,6 +10,7 @@ another domain) never receives the API key.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -35,6 +36,9 @@ _MAX_NAME_BYTES = 150
 _DEFAULT_EXTENSION = ".mp4"
 _WINDOWS_RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL"] + [f"COM{i}" for i in range(1, 10)] + [f"LPT{i}" for i in range(1, 10)]
+)
+_NO_HARD_LINKS = frozenset(
+    code for code in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS) if code
 )
 _UNSAFE = re.compile(r'[<>:"/\\|?*]')
 
@@ -65,9 +69,10 @@ def safe_filename(url: str, fallback: Optional[str] = None) -> str:
     stem, dot, extension = name.rpartition(".")
     if not dot or not stem or not 1 <= len(extension) <= 8 or not extension.isalnum():
         stem, extension = name, _DEFAULT_EXTENSION[1:]
-    if stem.split(".")[0].upper() in _WINDOWS_RESERVED:
+    # One byte is kept for the "_" that defuses a device name.
+    stem = _truncate_utf8(stem, _MAX_NAME_BYTES - len(extension.encode("utf-8")) - 2).rstrip(". ") or "video"
+    if stem.split(".")[0].rstrip(" ").upper() in _WINDOWS_RESERVED:
         stem = "_" + stem
-    stem = _truncate_utf8(stem, _MAX_NAME_BYTES - len(extension.encode("utf-8")) - 1).rstrip(". ") or "video"
     return f"{stem}.{extension}"
 
 
@@ -86,6 +91,8 @@ def _check_filename(filename: str) -> str:
         or re.search(r"[/\\\x00]", filename)
     ):
         raise ValueError(f"filename must be a plain file name without folders, not {filename!r}")
+    if len(filename.encode("utf-8")) > _MAX_NAME_BYTES:
+        raise ValueError(f"filename must be at most {_MAX_NAME_BYTES} bytes long, not {filename[:40]!r}...")
     return filename
 
 
@@ -101,21 +108,30 @@ def _content_range_start(value: Optional[str]) -> Tuple[Optional[int], Optional[
 # How video containers begin: an ISO/QuickTime box type at offset 4, or a
 # signature at offset 0 (Matroska/WebM, AVI, MPEG-PS, FLV).
 _BOX_TYPES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
-_SIGNATURES = (b"\x1a\x45\xdf\xa3", b"RIFF", b"\x00\x00\x01\xba", b"FLV\x01")
+_SIGNATURES = (b"\x1a\x45\xdf\xa3", b"\x00\x00\x01\xba", b"FLV\x01")
+_SNIFF = 64  # bytes kept to tell (12 suffice) and to quote in the error
 
 
-def _looks_like_video(head: bytes) -> bool:
-    if len(head) >= 8 and head[4:8] in _BOX_TYPES:
+def _looks_like_video(head: bytes, total: Optional[int]) -> bool:
+    """Whether a file's first bytes are those of a video container."""
+    if head[4:8] == b"ftyp":
         return True
+    if head[4:8] in _BOX_TYPES:
+        # Text can have these four letters there too ("The free trial..."):
+        # the box's size must also be plausible.
+        size = int.from_bytes(head[:4], "big")
+        return size == 1 or (size >= 8 and (size <= total if total else head[0] == 0))
+    if head.startswith(b"RIFF"):
+        return head[8:12] == b"AVI "
     return any(head.startswith(signature) for signature in _SIGNATURES)
 
 
-def _check_video(head: bytes, content_type: str, url: str) -> None:
+def _check_video(head: bytes, content_type: str, url: str, total: Optional[int]) -> None:
     """Refuse an error page delivered as if it were the video."""
-    if _looks_like_video(head):
+    if _looks_like_video(head, total):
         return
     kind = content_type.split(";")[0].strip() or "no content type"
-    preview = head[:60].decode("utf-8", errors="replace")
+    preview = head[:_SNIFF].decode("utf-8", errors="replace")
     raise DownloadError(
         f"{_where(url)} did not send a video ({kind}, starting {preview!r}); "
         "it is often an error page from the storage host, so nothing was saved"
@@ -129,16 +145,20 @@ def _transfer(session: requests.Session, url: str, out: IO[bytes], request_timeo
     total: Optional[int] = None
     validator: Optional[str] = None
     digest = hashlib.sha256()
+    head = b""  # the file's first bytes, until they are checked
     last_problem = "no answer"
     for attempt in range(1, _ATTEMPTS + 1):
         # Authorization: None removes any such header a caller's session carries.
         headers = {"Authorization": None, "Accept-Encoding": "identity"}
+        content_type = ""
         if received:
             headers["Range"] = f"bytes={received}-"
             if validator:
                 headers["If-Range"] = validator
         try:
-            with session.get(url, stream=True, headers=headers, timeout=request_timeout) as response:
+            with session.get(
+                url, stream=True, headers=headers, timeout=request_timeout, auth=_no_credentials
+            ) as response:
                 status = response.status_code
                 if status == 206 and received:
                     start, whole = _content_range_start(response.headers.get("Content-Range"))
@@ -152,24 +172,30 @@ def _transfer(session: requests.Session, url: str, out: IO[bytes], request_timeo
                         out.truncate()
                         received = 0
                         digest = hashlib.sha256()
+                        head = b""
                     length = response.headers.get("Content-Length")
                     total = int(length) if length and length.isdigit() else None
                     etag = response.headers.get("ETag")
                     validator = etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified")
                 else:
                     raise DownloadError(f"the download host answered HTTP {status} for {_where(url)}", status=status)
+                content_type = response.headers.get("Content-Type", "")
                 for chunk in response.iter_content(chunk_size=_CHUNK):
-                    if received == 0:
-                        _check_video(chunk, response.headers.get("Content-Type", ""), url)
+                    if len(head) < _SNIFF:
+                        head += chunk[: _SNIFF - len(head)]
+                        if len(head) == _SNIFF:
+                            _check_video(head, content_type, url, total)
                     out.write(chunk)
                     digest.update(chunk)
                     received += len(chunk)
         except _TRANSIENT as error:
             last_problem = type(error).__name__
+        except requests.RequestException as error:  # a redirect loop, a bad scheme, a broken encoding...
+            raise DownloadError(f"{_where(url)}: the download failed ({type(error).__name__}: {error})") from None
         else:
             if total is None or received == total:
-                if received == 0:
-                    raise DownloadError(f"{_where(url)} sent an empty body, not a video")
+                if len(head) < _SNIFF:
+                    _check_video(head, content_type, url, total)
                 return received, digest.hexdigest()
             if received > total:
                 raise DownloadError(f"{_where(url)}: received {received} bytes, more than the announced {total}")
@@ -191,6 +217,12 @@ def _transfer(session: requests.Session, url: str, out: IO[bytes], request_timeo
     )
 
 
+def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """As ``auth``: add nothing, and keep requests from adding netrc or
+    session credentials for the download host."""
+    return request
+
+
 def _where(url: str) -> str:
     """The address without its query, which may hold a signature."""
     parts = urlsplit(url)
@@ -209,7 +241,9 @@ def _place(temporary: Path, folder: Path, name: str) -> Path:
             os.link(temporary, candidate)
         except FileExistsError:
             continue
-        except OSError:
+        except OSError as error:
+            if error.errno not in _NO_HARD_LINKS:
+                raise
             # No hard links on this file system: fall back to a check and a rename.
             if candidate.exists():
                 continue
@@ -280,6 +314,9 @@ def _download(session: requests.Session, url: str, folder: Path, name: str, requ
             out.flush()
             os.fsync(out.fileno())
         path = _place(temporary, folder, name)
+    except OSError as error:  # a full disk, a name the file system refuses...
+        temporary.unlink(missing_ok=True)
+        raise DownloadError(f"cannot save the video into {folder}: {error.strerror or error}") from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
