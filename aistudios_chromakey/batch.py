@@ -20,6 +20,8 @@ import json
 import logging
 import os
 import signal
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ from .api import (
     ProgressCallback,
     ProgressEvent,
     _base_url,
-    _check_poll_interval,
+    _check_timing,
     _export,
     _Flow,
     _flow,
@@ -77,6 +79,7 @@ _SUBMITTED = "submitted"  # accepted: it has a project key, maybe a finished ren
 _DONE = "done"  # downloaded: it has a file
 _FAILED = "failed"  # the render failed: exporting again is a new attempt
 _UNCERTAIN = "uncertain"  # the export's answer was lost: it may exist and be paid for
+_EXPORTING = "exporting"  # the export was being sent when the run stopped: as uncertain
 
 
 @dataclass
@@ -146,6 +149,29 @@ class _Journal:
             "paid for again), or run with resume=False (--no-resume)."
         )
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Keep a second run out of this folder's journal while this one runs
+        (two runs sharing it would each export what the other did). The lock
+        is on the folder itself and dies with the process."""
+        if sys.platform == "win32":  # no advisory locks: one run per folder is then up to the user
+            yield
+            return
+        import fcntl
+
+        folder = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise JournalError(
+                    f"another run is using the batch journal in {self.path.parent}; wait for it to finish, "
+                    "or give this batch another output folder. Nothing was sent."
+                ) from None
+            yield
+        finally:
+            os.close(folder)  # releases the lock
+
     def record(self, job: _Job) -> None:
         entry: Dict[str, Any] = {"position": job.position, "state": job.state}
         if job.project_key is not None:
@@ -155,23 +181,44 @@ class _Journal:
         if job.saved is not None:
             entry["size"], entry["sha256"] = job.saved.size, job.saved.sha256
         self.entries[job.fingerprint] = entry
-        self._save()
+        self._save(job)
 
-    def _save(self) -> None:
+    def forget(self, job: _Job) -> None:
+        """The job was certainly not accepted: as if never tried."""
+        if self.entries.pop(job.fingerprint, None) is not None:
+            self._save(job)
+
+    def _save(self, job: _Job) -> None:
         content = {"format": _JOURNAL_FORMAT, "version": _JOURNAL_VERSION, "jobs": self.entries}
-        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        with open(temporary, "w", encoding="utf-8") as out:
-            json.dump(content, out, indent=1, ensure_ascii=False)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, self.path)
+        try:
+            descriptor, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=JOURNAL_NAME + ".", suffix=".tmp")
+            try:
+                with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+                    json.dump(content, out, indent=1, ensure_ascii=False)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temporary, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+        except OSError as error:
+            key = f" Job {job.position}'s project key is {job.project_key}: note it." if job.project_key else ""
+            raise JournalError(
+                f"cannot write the batch journal {self.path} ({error.strerror or error}); the batch stopped so "
+                f"that nothing is paid for twice.{key}"
+            ) from None
 
 
 class _NoJournal(_Journal):
     def load(self) -> None:
         pass
 
-    def _save(self) -> None:
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        yield
+
+    def _save(self, job: _Job) -> None:
         pass
 
 
@@ -250,17 +297,20 @@ def export_chromakeys(
     secret = _resolve_token(token)
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise ValueError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
-    _check_poll_interval(poll_interval)
+    _check_timing(poll_interval, timeout, request_timeout)
     folder = Path(out_dir)
     journal = _Journal(folder) if resume else _NoJournal(folder)
-    journal.load()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise JournalError(f"cannot create the output folder {folder}: {error.strerror}; nothing was sent") from None
     batch = [
         _Job(position, body, fingerprint)
         for position, (body, fingerprint) in enumerate(zip(bodies, _fingerprints(bodies, flow, base)), start=1)
     ]
-    folder.mkdir(parents=True, exist_ok=True)
     run = _Run(batch, journal, flow, base, secret, folder, poll_interval, timeout, on_progress, request_timeout)
-    with session_scope(session) as active, _sigterm_as_interrupt():
+    with journal.locked(), session_scope(session) as active, _sigterm_as_interrupt():
+        journal.load()
         try:
             run.go(active, concurrency)
         except KeyboardInterrupt as interrupt:
@@ -318,9 +368,13 @@ class _Run:
         event = ProgressEvent(kind, job.position, job.project_key, progress, job.path, job.error, size, sha256)
         self.on_progress(event)
 
-    def _hold(self, until: float) -> None:
-        """Sleep until ``until`` and past any rate-limit pause."""
-        pause = max(until, self.not_before) - time.monotonic()
+    def _hold(self, until: float, deadline: Optional[float] = None) -> None:
+        """Sleep until ``until`` and past any rate-limit pause, but never past
+        ``deadline``."""
+        wake = max(until, self.not_before)
+        if deadline is not None:
+            wake = min(wake, deadline)
+        pause = wake - time.monotonic()
         if pause > 0:
             time.sleep(pause)
 
@@ -358,7 +412,7 @@ class _Run:
             if not rendering:
                 continue
             job = min(rendering, key=lambda j: j.next_poll)
-            self._hold(job.next_poll)
+            self._hold(job.next_poll, job.deadline)
             if self._poll(session, job):
                 rendering.remove(job)
 
@@ -377,7 +431,7 @@ class _Run:
         elif state in (_SUBMITTED, _DONE) and isinstance(key, str) and key:
             # Accepted earlier (and maybe downloaded, but the file is gone): poll the same render again.
             job.state, job.project_key = _SUBMITTED, key
-        elif state == _UNCERTAIN:
+        elif state in (_UNCERTAIN, _EXPORTING):
             job.state = state
             job.error = ExportUncertain(
                 f"job {job.position}: an earlier run sent its export but lost the answer, so it may exist and be "
@@ -397,29 +451,34 @@ class _Run:
         job.clock = _PollClock(self.poll_interval, now)
 
     def _fail(self, job: _Job, error: AIStudiosError) -> None:
-        logger.error("job %d failed: %s", job.position, error)
+        text = str(error)
+        logger.error("%s", text if text.startswith(f"job {job.position}") else f"job {job.position}: {text}")
         job.error = error
         self.emit("failed", job)
 
     def _submit(self, session: requests.Session, job: _Job) -> Optional[bool]:
         """Export one job: True when accepted, False when it failed, None when
         rate limited (it goes again after the pause)."""
+        # Recorded before sending: if this run dies before the answer is
+        # recorded, the next one treats the job as possibly paid for.
+        job.state = _EXPORTING
+        self.journal.record(job)
         try:
             key = _export(session, job.body, self.flow, self.base, self.token, self.request_timeout, job.position)
-        except AuthenticationError:
-            raise
-        except RateLimited as error:
-            if job.rate_limits >= _RATE_LIMIT_TRIES:
-                self._fail(job, error)
-                return False
-            self._rate_limited(job, error)
-            return None
         except ExportUncertain as error:
             job.state = _UNCERTAIN
             self.journal.record(job)
             self._fail(job, error)
             return False
         except AIStudiosError as error:
+            # Certainly not accepted (refused, rate limited, unreachable): as if never tried.
+            job.state = None
+            self.journal.forget(job)
+            if isinstance(error, AuthenticationError):
+                raise
+            if isinstance(error, RateLimited) and job.rate_limits < _RATE_LIMIT_TRIES:
+                self._rate_limited(job, error)
+                return None
             self._fail(job, error)
             return False
         job.state, job.project_key = _SUBMITTED, key
@@ -432,7 +491,7 @@ class _Run:
         """Poll one render; download it when done. True when the job is over."""
         try:
             return self._step(session, job)
-        except AuthenticationError:
+        except (AuthenticationError, JournalError):
             raise
         except AIStudiosError as error:
             if isinstance(error, RenderFailed):
@@ -443,6 +502,10 @@ class _Run:
 
     def _step(self, session: requests.Session, job: _Job) -> bool:
         assert job.project_key is not None and job.clock is not None
+        paused = self.not_before - time.monotonic()
+        if paused > 0:  # woken by its deadline inside a rate-limit pause
+            self._next_poll(job, paused)
+            return False
         try:
             progress, address = _poll(session, job.project_key, self.flow, self.base, self.token, self.request_timeout)
         except RateLimited as error:
