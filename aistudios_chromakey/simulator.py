@@ -26,7 +26,6 @@ Everything the servers saw is in :attr:`Simulator.log`.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
 import json
@@ -38,13 +37,13 @@ import struct
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Deque, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["Fault", "RecordedRequest", "RenderPlan", "Simulator", "main"]
+__all__ = ["Export", "Fault", "RecordedRequest", "RenderPlan", "Simulator"]
 
 #: The API key the simulator accepts unless told otherwise.
 DEFAULT_TOKEN = "sim-key"
@@ -136,6 +135,7 @@ class Fault:
     fraction: float = 0.5
     seconds: float = 30.0
     other_host: bool = False
+    headers: Dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -525,7 +525,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault.kind == "html502":
             self._send(502, raw=_HTML_502, content_type="text/html")
         else:
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            headers = dict(fault.headers)
+            if fault.retry_after:
+                headers["Retry-After"] = fault.retry_after
             body = (
                 fault.body
                 if fault.body is not None
@@ -535,6 +537,13 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     _fault: Optional[Fault] = None
+
+    def handle_one_request(self) -> None:
+        self._fault = None  # a download fault belongs to one request, never the next on this connection
+        try:
+            super().handle_one_request()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away; nothing to tell it
 
     def do_POST(self) -> None:
         body = self._body()
@@ -635,25 +644,3 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """Run the simulator in the foreground until Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="aistudios-chromakey-simulator", description=main.__doc__)
-    parser.add_argument("--port", type=int, default=0, help="the API server's port (default: any free one)")
-    parser.add_argument("--token", default=DEFAULT_TOKEN, help="the API key to accept (default: %(default)s)")
-    parser.add_argument("--render-seconds", type=float, default=5.0, help="how long each render takes")
-    options = parser.parse_args(argv)
-    with Simulator(options.token, render_seconds=options.render_seconds, port=options.port) as sim:
-        print(f"AI STUDIOS simulator at {sim.base_url} (downloads at {sim.download_url})")
-        print(f"API key: {sim.token}    Ctrl-C to stop")
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
