@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from . import __version__
-from .api import API_KEY_ENV, DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT, ProgressEvent
+from .api import (
+    _FLOWS,
+    API_KEY_ENV,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_RENDER_TIMEOUT,
+    REQUIRED_FIELDS,
+    ProgressEvent,
+    _base_url,
+)
 from .batch import export_chromakeys
 from .errors import AIStudiosError, BatchError, InvalidJob, JournalError
 
@@ -49,7 +57,7 @@ TUTORIAL_JOBS: List[Dict[str, Any]] = [
     {"language": "ko", "text": "안녕하세요, 저는 세번째 작업입니다.", "model": "M000004017", "clothes": "BG00006160"},
 ]
 
-_CSV_REQUIRED = ("language", "text", "model", "clothes")
+_CSV_REQUIRED = REQUIRED_FIELDS
 # Columns whose cells are not plain text in the request body.
 _CSV_NUMBERS = ("uppercut",)
 _CSV_BOOLEANS = ("isExport",)
@@ -274,7 +282,7 @@ def _run_batch(
         return ExitStatus.USAGE
     except JournalError as error:
         print(f"error: {error}", file=sys.stderr)
-        return ExitStatus.USAGE
+        return ExitStatus.FAILED
     except BatchError as error:
         paths = error.paths
         errors = {position: reason for position, reason in error.failures}
@@ -326,6 +334,24 @@ def _cmd_simulate(options: argparse.Namespace) -> int:
 # --- arguments ----------------------------------------------------------------------
 
 
+def _service_address(text: str) -> str:
+    try:
+        return _base_url(_FLOWS["legacy"], text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must look like https://host[:port], not {text!r}") from None
+
+
+def _render_limit(text: str) -> Optional[float]:
+    """Seconds one render may take; 0 for no limit."""
+    try:
+        if float(text) == 0:
+            return None
+    except ValueError:
+        pass  # _positive says what is wrong
+    seconds: float = _positive(float)(text)
+    return seconds
+
+
 def _positive(kind: type) -> Any:
     def parse(text: str) -> Any:
         try:
@@ -368,10 +394,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     batch.add_argument(
         "--timeout",
-        type=_positive(float),
+        type=_render_limit,
         default=DEFAULT_RENDER_TIMEOUT,
         metavar="SECONDS",
-        help="seconds one render may take (default: %(default)s)",
+        help="seconds one render may take, 0 for no limit (default: %(default)s)",
     )
     batch.add_argument("-v", "--verbose", action="store_true", help="log every request and poll")
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
@@ -394,7 +420,10 @@ def _parser() -> argparse.ArgumentParser:
         help="legacy: the tutorial's endpoints (default); v3: the V3 endpoints",
     )
     run.add_argument(
-        "--base-url", metavar="URL", help="the service's scheme://host[:port] (default: the documented host)"
+        "--base-url",
+        type=_service_address,
+        metavar="URL",
+        help="the service's scheme://host[:port] (default: $AISTUDIOS_BASE_URL, else the documented host)",
     )
     run.add_argument(
         "--api-key-file", metavar="PATH", help=f"read the API key from this file instead of ${API_KEY_ENV}"
@@ -431,14 +460,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
     options = _parser().parse_args(argv)
-    if getattr(options, "verbose", False):
+    verbose = getattr(options, "verbose", False)
+    library = logging.getLogger("aistudios_chromakey")
+    level = library.level
+    if verbose:
         # Every step as a log line; the board then writes plain lines too.
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     else:
-        logging.getLogger("aistudios_chromakey").setLevel(logging.CRITICAL)  # the board says it all
+        library.setLevel(logging.CRITICAL)  # the board says it all
     try:
         return int(options.handler(options))
-    except (UsageError, ValueError) as error:
+    except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitStatus.USAGE
     except AIStudiosError as error:
@@ -447,3 +479,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted.", file=sys.stderr)
         return ExitStatus.INTERRUPTED
+    except Exception as error:
+        if verbose:
+            raise
+        print(f"error: {type(error).__name__}: {error} (run with -v for the details)", file=sys.stderr)
+        return ExitStatus.FAILED
+    finally:
+        library.setLevel(level)
