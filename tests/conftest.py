@@ -7,14 +7,10 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
+from aistudios_chromakey.cli import TUTORIAL_JOBS
 from aistudios_chromakey.simulator import Simulator
 
-#: The tutorial's three jobs, verbatim.
-TUTORIAL_JOBS: List[Dict[str, Any]] = [
-    {"language": "ko", "text": "안녕하세요, 저는 첫번째 작업입니다.", "model": "M000004017", "clothes": "BG00006160"},
-    {"language": "ko", "text": "안녕하세요, 저는 두번째 작업입니다.", "model": "M000004017", "clothes": "BG00001004"},
-    {"language": "ko", "text": "안녕하세요, 저는 세번째 작업입니다.", "model": "M000004017", "clothes": "BG00006160"},
-]
+__all__ = ["SECRET", "TUTORIAL_JOBS"]
 
 #: A key distinctive enough to be found if it leaks anywhere.
 SECRET = "sk-live-Zq8!SECRET-KEY-do-not-leak-4711"

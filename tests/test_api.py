@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import socket
+from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterator, List
 
 import pytest
+import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from aistudios_chromakey import (
     AIStudiosError,
@@ -24,6 +29,7 @@ from aistudios_chromakey import (
     request_export,
     wait_for_video,
 )
+from aistudios_chromakey._transport import retry_after_seconds
 from aistudios_chromakey.api import _PollClock
 from aistudios_chromakey.simulator import RenderPlan, Simulator
 
@@ -316,9 +322,27 @@ def test_a_lost_export_answer_is_uncertain_and_never_resent(
     assert len(sim.requests("api")) == 1
 
 
-def test_a_500_on_the_export_is_an_error_and_not_resent(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
-    sim.fault("export", "status", status=500)
-    with pytest.raises(ServiceError, match="HTTP 500"):
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 500},
+        {"status": 504},
+        {"status": 200, "body": b"<html>ok</html>", "content_type": "text/html"},
+        {"status": 200, "body": b'{"success": true, "data": {}}'},
+    ],
+)
+def test_an_export_answer_that_may_hide_an_accepted_job_is_uncertain_and_not_resent(
+    sim: Simulator, jobs: List[Dict[str, Any]], fault: Dict[str, Any]
+) -> None:
+    sim.fault("export", "status", **fault)
+    with pytest.raises(ExportUncertain, match="may have accepted it"):
+        _export(sim, jobs)
+    assert len(sim.requests("api")) == 1
+
+
+def test_a_redirected_export_is_not_followed(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.fault("export", "status", status=301, body=b"", headers={"Location": "https://aistudios.com/"})
+    with pytest.raises(ExportRejected, match=r"redirected to https://aistudios\.com/; check base_url"):
         _export(sim, jobs)
     assert len(sim.requests("api")) == 1
 
@@ -395,7 +419,7 @@ def test_whatever_the_service_answers_we_return_or_raise_our_own_error(
         assert isinstance(key, str) and key
     shared_sim.fault("progress", "status", status=status, body=body)
     try:
-        url = wait_for_video(key, SECRET, base_url=shared_sim.base_url, poll_interval=0, timeout=0.01)
+        url = wait_for_video(key, SECRET, base_url=shared_sim.base_url, poll_interval=0.01, timeout=0.01)
     except AIStudiosError:
         return
     assert url.startswith("http")
@@ -446,3 +470,45 @@ def test_the_poll_clock_trusts_no_rate_from_a_split_second() -> None:
     clock = _PollClock(None, started=0.0)
     assert clock.next_wait(0.04, 0.2) == pytest.approx(1.0)  # 0.2 % after 40 ms says little
     assert clock.next_wait(1.0, 66.0) == pytest.approx(34 / 66 + 0.1)  # measured from the start instead
+
+
+# --- the transport ----------------------------------------------------------------------
+
+
+def test_retry_after_is_read_in_both_forms_and_capped() -> None:
+    soon = email.utils.format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    assert retry_after_seconds("2") == 2.0
+    assert retry_after_seconds("1.5") == 1.5
+    assert 25 <= (retry_after_seconds(soon) or 0) <= 30
+    assert retry_after_seconds("86400") == 120.0  # a day is not waited out
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
+
+
+def test_a_callers_session_lends_its_settings_but_never_resends_an_export(
+    sim: Simulator, jobs: List[Dict[str, Any]]
+) -> None:
+    session = requests.Session()
+    reckless = HTTPAdapter(max_retries=Retry(total=3, allowed_methods=None, status_forcelist=[502]))
+    session.mount("http://", reckless)  # would resend a POST after a reset
+    session.headers["X-Team"] = "editors"
+    sim.fault("export", "reset")
+    with pytest.raises(ExportUncertain):
+        request_export(jobs[0], SECRET, base_url=sim.base_url, session=session)
+    assert len(sim.requests("api")) == 1
+    key = request_export(jobs[0], SECRET, base_url=sim.base_url, session=session)
+    assert sim.requests("api")[-1].headers["X-Team"] == "editors"
+    sim.fault("progress", "status", status=503)  # our retry policy still applies to polls
+    assert key in wait_for_video(key, SECRET, base_url=sim.base_url, session=session, poll_interval=0.05)
+    session.close()
+
+
+@pytest.mark.parametrize("bad", [{"timeout": -1}, {"timeout": "600"}, {"poll_interval": 0}, {"request_timeout": 0}])
+def test_nonsense_timings_are_refused_before_anything_is_sent(
+    sim: Simulator, jobs: List[Dict[str, Any]], bad: Dict[str, Any], tmp_path: Any
+) -> None:
+    from aistudios_chromakey import export_chromakeys
+
+    with pytest.raises(ValueError):
+        export_chromakeys(jobs, SECRET, base_url=sim.base_url, out_dir=tmp_path, **bad)
+    assert sim.log == []

@@ -183,7 +183,7 @@ def test_concurrency_keeps_at_most_n_renders_on_the_service(
     sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path, concurrency: int
 ) -> None:
     batch = _six_jobs(jobs)
-    sim.plan(*[RenderPlan(seconds=0.4) for _ in batch])
+    sim.plan(*[RenderPlan(seconds=1) for _ in batch])
     paths = export_chromakeys(batch, SECRET, out_dir=tmp_path, concurrency=concurrency, **fast)
     assert sim.max_in_flight() == concurrency
     assert len(sim.exports) == 6
@@ -473,3 +473,56 @@ def test_a_finished_file_changed_since_is_fetched_again_beside_it(
     assert again != paths[0] and again.read_bytes() == sim.video(sim.exports[0].key)
     assert paths[0].read_bytes() == b"cut short by an editor"  # never overwritten
     assert len(sim.exports) == 1
+
+
+def test_a_run_killed_while_its_export_awaits_an_answer_never_exports_that_job_again(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    sim.fault("export", "hang", seconds=30)  # the service may be taking it: we cannot know
+    child = _child(sim, jobs, tmp_path)
+    _until(lambda: len(sim.requests("api")) >= 1, "the first export sent")
+    child.send_signal(signal.SIGINT)
+    child.communicate(timeout=30)
+    again = _child(sim, jobs, tmp_path)
+    _, stderr = again.communicate(timeout=60)
+    assert again.returncode != 0
+    assert b"job 1: an earlier run sent its export but lost the answer" in stderr
+    posts = [r.json() for r in sim.requests("api") if r.method == "POST"]
+    assert posts.count(jobs[0]) == 1  # never a second, possibly paid, export
+    assert sorted(json.dumps(e.body) for e in sim.exports) == sorted(json.dumps(j) for j in jobs[1:])
+
+
+def test_a_second_run_on_the_same_folder_is_refused_before_sending(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    import fcntl
+
+    other_run = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(other_run, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(JournalError, match="another run is using the batch journal"):
+            export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)
+    finally:
+        os.close(other_run)
+    assert sim.log == []
+    assert len(export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)) == 3  # free again once it ends
+
+
+def test_fresh_addresses_are_asked_for_a_bounded_number_of_times(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    sim.plan(RenderPlan(seconds=0, link_ttl=-1))  # every address is born expired
+    with pytest.raises(BatchError, match="HTTP 403"):
+        export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, **fast)
+    assert len(sim.requests("download")) == 4  # the first address and three fresh ones
+    assert len(sim.exports) == 1
+
+
+def test_a_long_rate_limit_pause_does_not_outlive_a_jobs_deadline(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    sim.plan(RenderPlan(seconds=30))
+    sim.fault("progress", "status", status=429, retry_after="100", times=100)
+    with pytest.raises(BatchError, match=r"job 1: project \w+: not done after 1 s"):
+        export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, base_url=sim.base_url, timeout=1, poll_interval=0.1)
+    assert len(sim.polls()) == 3  # one poll and its two brief in-request waits; then the deadline, not 100 s

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import shutil
 import signal
@@ -266,3 +267,52 @@ def test_version(tmp_path: Path) -> None:
     result = cli("--version", cwd=tmp_path)
     assert result.returncode == 0
     assert result.stdout.strip() == f"aistudios-chromakey {__version__}"
+
+
+def test_quiet_prints_only_the_summary(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    result = _run(sim, _json_file(tmp_path, jobs), "-q", "--timeout", "0")  # 0: no time limit
+    assert result.returncode == 0
+    assert result.stderr == ""
+    assert "3 of 3 done" in result.stdout
+
+
+def test_sigterm_stops_like_ctrl_c(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    sim.plan(RenderPlan(seconds=30))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "aistudios_chromakey", "run", str(_json_file(tmp_path, jobs)),
+         "--base-url", sim.base_url, "--poll-interval", "0.05"],
+        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while len(sim.polls()) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode == 130
+    assert "resume without paying twice" in stderr
+
+
+def test_on_a_terminal_each_job_has_a_line_redrawn_in_place(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    primary, secondary = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "aistudios_chromakey", "run", str(_json_file(tmp_path, jobs)),
+         "--base-url", sim.base_url, "--poll-interval", "0.05"],
+        cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=secondary,
+    )  # fmt: skip
+    os.close(secondary)
+    screen = b""
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # the child closed its end
+            break
+        if not data:
+            break
+        screen += data
+    os.close(primary)
+    assert child.wait(timeout=30) == 0
+    assert b"\x1b[3F" in screen and b"\x1b[2K" in screen  # back up three lines, clear, redraw
+    assert b"rendering" in screen and screen.count(b"done") >= 3

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aistudios_chromakey import DownloadError, download_video, request_export, wait_for_video
-from aistudios_chromakey.download import safe_filename
+from aistudios_chromakey.download import _looks_like_video, safe_filename
 from aistudios_chromakey.simulator import RenderPlan, Simulator
 
 from .conftest import SECRET
@@ -163,6 +163,7 @@ def test_ctrl_c_during_a_download_leaves_nothing_under_the_final_name(
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    assert len(sim.requests("download")) == 1  # it was interrupted mid-body, not before
     assert list(tmp_path.iterdir()) == []
 
 
@@ -180,13 +181,6 @@ def test_redirects_are_followed_without_the_api_key(
     seen = sim.requests("download") + sim.requests("mirror")
     assert len(seen) == 2 and len(sim.requests("mirror")) == (1 if other_host else 0)
     assert all("Authorization" not in r.headers for r in seen)
-
-
-def test_a_302_body_is_never_saved_as_the_video(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
-    url = _finished(sim, jobs)
-    sim.fault("download", "redirect")
-    path = download_video(url, tmp_path)
-    assert path.stat().st_size == len(sim.video(sim.exports[0].key))
 
 
 # --- safe names -----------------------------------------------------------------
@@ -272,3 +266,47 @@ def test_an_expired_signed_link_is_refused_with_its_status(
         download_video(url, tmp_path)
     assert caught.value.status == 403
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_redirect_loop_is_a_download_error(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    url = _finished(sim, jobs)
+    sim.fault("download", "redirect", times=100)
+    with pytest.raises(DownloadError, match="TooManyRedirects"):
+        download_video(url, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_session_credentials_never_reach_the_download_host(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs)
+    session = requests.Session()
+    session.auth = ("someone", SECRET)
+    download_video(url, tmp_path, session=session)
+    session.close()
+    assert all("Authorization" not in r.headers for r in sim.requests("download"))
+
+
+@pytest.mark.parametrize(
+    "head, total, video",
+    [
+        (b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00", 10_000, True),
+        (b"\x00\x00\x00\x08free\x00\x00\x10\x00mdat", 10_000, True),
+        (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81", None, True),  # WebM
+        (b"RIFF\x10\x00\x00\x00AVI LIST", None, True),
+        (b"The free trial has ended", 24, False),  # 'free' at offset 4, as text
+        (b"RIFF\x10\x00\x00\x00WAVEfmt ", None, False),  # audio, not video
+        (b"Gateway Timeout", None, False),
+    ],
+)
+def test_the_video_check_knows_containers_from_text(head: bytes, total: Optional[int], video: bool) -> None:
+    assert _looks_like_video(head, total) is video
+
+
+def test_a_reserved_name_with_a_trailing_blank_is_defused() -> None:
+    assert safe_filename("https://h/v/k/CON%20.mp4") == "_CON.mp4"
+
+
+def test_a_chosen_name_too_long_for_a_file_system_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at most 150 bytes"):
+        download_video("http://127.0.0.1:9/x.mp4", tmp_path, filename="n" * 300 + ".mp4")
