@@ -30,7 +30,7 @@ from .errors import DownloadError
 
 logger = logging.getLogger("aistudios_chromakey")
 
-_CHUNK = 256 * 1024
+_CHUNK = 1024 * 1024
 _ATTEMPTS = 5
 _MAX_NAME_BYTES = 150
 _DEFAULT_EXTENSION = ".mp4"
@@ -309,10 +309,11 @@ def _download(session: requests.Session, url: str, folder: Path, name: str, requ
     temporary = folder / f".{_truncate_utf8(name, 60)}.{secrets.token_hex(4)}.part"
     logger.info("downloading %s into %s", _where(url), folder)
     try:
+        # No fsync: the file takes its name only once complete, which is what
+        # a killed process needs; after a power cut the journal's recorded
+        # size tells a file the disk did not keep, and it is fetched again.
         with open(temporary, "xb") as out:
             size, sha256 = _transfer(session, url, out, request_timeout)
-            out.flush()
-            os.fsync(out.fileno())
         path = _place(temporary, folder, name)
     except OSError as error:  # a full disk, a name the file system refuses...
         temporary.unlink(missing_ok=True)
