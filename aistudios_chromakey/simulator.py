@@ -161,6 +161,8 @@ class Export:
     key: str
     api: str
     body: Dict[str, Any]
+    accepted: float = 0.0  # time.monotonic() when accepted
+    render_seconds: float = 0.0  # as planned; the render ends at accepted + render_seconds
 
 
 @dataclass
@@ -398,8 +400,9 @@ class Simulator:
             if plan.reject:
                 return 200, {"success": False, "msg": plan.reject}
             key = secrets.token_hex(12)
-            self._projects[key] = _Project(key, api, dict(payload), plan, time.monotonic())
-            self._exports.append(Export(key, api, dict(payload)))
+            now = time.monotonic()
+            self._projects[key] = _Project(key, api, dict(payload), plan, now)
+            self._exports.append(Export(key, api, dict(payload), now, plan.seconds))
         return 200, {"success": True, "data": ({"key": key} if api == "legacy" else {"projectId": key})}
 
     def _progress(self, api: str, key: str) -> Tuple[int, Dict[str, Any]]:
