@@ -4,9 +4,10 @@ For each size, a fresh Python process starts the local simulator, scripts one
 render of that size (``RenderPlan(seconds=0, size=N)``), exports it with
 ``request_export`` + ``wait_for_video``, downloads it with ``download_video``
 into a temporary folder, checks the file's size and SHA-256 against the
-simulator's video, and reports its own peak resident memory
-(``getrusage(RUSAGE_SELF).ru_maxrss``). One process per size, so one size's
-peak does not hide inside another's.
+simulator's video, and reports its own peak resident memory (``VmHWM`` on
+Linux, see :func:`peak_rss_bytes`; ``getrusage(RUSAGE_SELF).ru_maxrss``
+elsewhere). One process per size, so one size's peak does not hide inside
+another's.
 
 The simulator's servers run in the same process, so their memory counts too;
 they stream the video in 64 KiB pieces, and the reference hash is computed
@@ -62,6 +63,21 @@ def size_label(size: int) -> str:
 
 
 def peak_rss_bytes() -> int:
+    """This process's peak resident memory, in bytes.
+
+    On Linux, ``VmHWM`` from ``/proc/self/status``: ``getrusage``'s
+    ``ru_maxrss`` also counts the memory the parent had when it forked this
+    process (Linux keeps it across ``exec``), so a child of a larger process,
+    such as ``run.py``, would report its parent's size instead of its own.
+    Elsewhere, ``ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 
