@@ -186,7 +186,10 @@ def test_the_key_is_never_printed_even_verbose(sim: Simulator, jobs: List[Dict[s
     assert "sk-wrong-key-0000" not in wrong.stdout + wrong.stderr
 
 
-def test_ctrl_c_exits_130_and_says_how_to_resume(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_exits_130_and_says_how_to_resume(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, sig: int
+) -> None:
     sim.plan(RenderPlan(seconds=30))
     jobs_file = _json_file(tmp_path, jobs)
     child = subprocess.Popen(
@@ -211,7 +214,7 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(sim: Simulator, jobs: List[Dict
     while len(sim.polls()) < 3:
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    child.send_signal(signal.SIGINT)
+    child.send_signal(sig)
     _, stderr = child.communicate(timeout=30)
     assert child.returncode == 130
     assert "Run the same command again to resume without paying twice" in stderr
@@ -274,23 +277,6 @@ def test_quiet_prints_only_the_summary(sim: Simulator, jobs: List[Dict[str, Any]
     assert result.returncode == 0
     assert result.stderr == ""
     assert "3 of 3 done" in result.stdout
-
-
-def test_sigterm_stops_like_ctrl_c(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
-    sim.plan(RenderPlan(seconds=30))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "aistudios_chromakey", "run", str(_json_file(tmp_path, jobs)),
-         "--base-url", sim.base_url, "--poll-interval", "0.05"],
-        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while len(sim.polls()) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    child.send_signal(signal.SIGTERM)
-    _, stderr = child.communicate(timeout=30)
-    assert child.returncode == 130
-    assert "resume without paying twice" in stderr
 
 
 def test_on_a_terminal_each_job_has_a_line_redrawn_in_place(
