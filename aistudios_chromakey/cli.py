@@ -57,7 +57,6 @@ TUTORIAL_JOBS: List[Dict[str, Any]] = [
     {"language": "ko", "text": "안녕하세요, 저는 세번째 작업입니다.", "model": "M000004017", "clothes": "BG00006160"},
 ]
 
-_CSV_REQUIRED = REQUIRED_FIELDS
 # Columns whose cells are not plain text in the request body.
 _CSV_NUMBERS = ("uppercut",)
 _CSV_BOOLEANS = ("isExport",)
@@ -102,11 +101,11 @@ def _read_csv(path: Path, text: str) -> Tuple[List[Dict[str, Any]], List[str]]:
         raise UsageError(f"{path}: the file is empty")
     header_line, header = rows[0]
     header = [name.strip() for name in header]
-    missing = [name for name in _CSV_REQUIRED if name not in header]
+    missing = [name for name in REQUIRED_FIELDS if name not in header]
     if missing:
         raise UsageError(
             f"{path}, line {header_line}: the header lacks the column(s) {', '.join(missing)} "
-            f"(it needs {','.join(_CSV_REQUIRED)}, then any optional fields)"
+            f"(it needs {','.join(REQUIRED_FIELDS)}, then any optional fields)"
         )
     if len(set(header)) != len(header) or "" in header:
         raise UsageError(f"{path}, line {header_line}: the header has an empty or repeated column name")
@@ -119,7 +118,7 @@ def _read_csv(path: Path, text: str) -> Tuple[List[Dict[str, Any]], List[str]]:
             raise UsageError(f"{path}, line {line}: {len(row)} cells but the header names {len(header)} columns")
         job: Dict[str, Any] = {}
         for name, cell in zip(header, row):
-            if name in _CSV_REQUIRED:
+            if name in REQUIRED_FIELDS:
                 job[name] = cell
             elif cell.strip():
                 job[name] = _csv_value(path, line, name, cell.strip())
