@@ -6,15 +6,15 @@ The tutorial's flow in four plain functions::
     url = wait_for_video(key, token)              # poll until it is done
     path = download_video(url, out_dir="videos")  # save the video
     paths = export_chromakeys(jobs, token)        # all of it, for a batch
+
+and the :class:`Client` behind them, for scripts that keep one.
 """
 
 import logging
 
-__version__ = "0.1.0"
-
-from .api import ProgressEvent, request_export, wait_for_video
-from .batch import export_chromakeys
-from .download import download_video
+from ._version import VERSION as __version__  # noqa: N811 (the dunder is the convention)
+from .api import download_video, export_chromakeys, request_export, wait_for_video
+from .client import Client
 from .errors import (
     AIStudiosError,
     AuthenticationError,
@@ -29,6 +29,7 @@ from .errors import (
     RenderTimeout,
     ServiceError,
 )
+from .events import ProgressEvent
 
 logging.getLogger("aistudios_chromakey").addHandler(logging.NullHandler())
 
@@ -36,6 +37,7 @@ __all__ = [
     "AIStudiosError",
     "AuthenticationError",
     "BatchError",
+    "Client",
     "DownloadError",
     "ExportRejected",
     "ExportUncertain",

@@ -1,25 +1,34 @@
-"""The HTTP transport shared by every call: one session, timeouts, retries.
+"""The HTTP sessions behind a client, and where each kind of failure is
+tried again.
 
-Retries live here, in a urllib3 ``Retry`` mounted on the session, and not in
-the call sites. The policy differs by method:
+Every retry of the library is listed here, each kind of failure in one
+place, each with a bound:
 
-* ``GET`` (progress polls, downloads) is retried on connection errors, read
-  errors, 429 and 5xx, with exponential backoff, jitter and ``Retry-After``.
-* ``POST`` (the export request, a paid render) is resent only when the
-  service certainly did not take it: the connection could not be opened, or
-  the service answered 429 or 503. A timeout or a reset after the body was
-  sent is never retried; the caller reports it instead.
+* **API requests** (``Retry`` below, mounted on the API session): a
+  connection that could not be opened is tried again, for any request; a
+  progress poll, a token or the catalogue (``GET``) is also tried again
+  after a read error or an HTTP 5xx; any request after an HTTP 429 that
+  asks for a short wait (``Retry-After`` up to 5 s, twice). At most 6
+  attempts per request. The export (``POST``, a paid render) is resent only
+  when it certainly did not arrive: no connection, or HTTP 429; a timeout, a
+  reset or a 5xx after the body was sent is reported, never resent.
+* **A longer rate limit** (HTTP 429 beyond those): the client's shared pause
+  (``Client.pause``); the batch gives a job at most 5 of them.
+* **Downloads** (``download.py``): the storage session retries nothing
+  itself; the download's own loop makes at most 5 attempts, each resuming
+  where the last stopped.
+* **Expired video addresses** (``batch.py``): a fresh address is asked for
+  at most 3 times per job.
 """
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import inspect
 import math
 import random
 import time
-from typing import Any, Dict, Iterator, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -87,7 +96,7 @@ def retry_after_seconds(value: Optional[str]) -> Optional[float]:
     return min(max(seconds, 0.0), _RETRY_AFTER_MAX)
 
 
-def _default_retry() -> Retry:
+def _api_retry() -> Retry:
     options: Dict[str, Any] = {}
     if "backoff_max" in inspect.signature(Retry.__init__).parameters:
         options["backoff_max"] = _BACKOFF_MAX
@@ -102,19 +111,12 @@ def _default_retry() -> Retry:
         allowed_methods=frozenset({"GET", "HEAD"}),
         raise_on_status=False,
         respect_retry_after_header=True,
+        redirect=0,
         **options,
     )
 
 
-def make_session(settings_from: Optional[requests.Session] = None) -> requests.Session:
-    """A ``requests.Session`` with the library's retry policy mounted.
-
-    ``settings_from``, a caller's session, lends its proxies, TLS settings,
-    client certificate, cookies and extra headers; not its adapters (so
-    nothing can resend a paid export) and not its ``auth`` or any
-    ``Authorization`` header (the API key is added to each API request
-    alone, so that no other host ever receives a credential from us).
-    """
+def _session(settings_from: Optional[requests.Session], adapter: HTTPAdapter) -> requests.Session:
     session = requests.Session()
     if settings_from is not None:
         session.headers.update(settings_from.headers)
@@ -124,22 +126,27 @@ def make_session(settings_from: Optional[requests.Session] = None) -> requests.S
         session.verify = settings_from.verify
         session.cert = settings_from.cert
         session.trust_env = settings_from.trust_env
-    adapter = HTTPAdapter(max_retries=_default_retry())
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
-@contextlib.contextmanager
-def session_scope(session: Optional[requests.Session]) -> Iterator[requests.Session]:
-    """A session with the library's transport for the duration of a call:
-    a new one, or one built on the caller's settings. Closed afterwards
-    (the caller's own session is left as it was)."""
-    own = make_session(session)
-    try:
-        yield own
-    finally:
-        own.close()
+def api_session(settings_from: Optional[requests.Session] = None) -> requests.Session:
+    """A session for the API host, with the retry policy above.
+
+    ``settings_from``, a caller's session, lends its proxies, TLS settings,
+    client certificate, cookies and extra headers; not its adapters (so
+    nothing can resend a paid export) and not its ``auth`` or any
+    ``Authorization`` header (the credential is added to each API request
+    alone, so that no other host ever receives it from us).
+    """
+    return _session(settings_from, HTTPAdapter(max_retries=_api_retry()))
+
+
+def storage_session(settings_from: Optional[requests.Session] = None) -> requests.Session:
+    """A session for the storage host: the caller's settings as above, no
+    credential ever, and no retries of its own (the download's loop has them)."""
+    return _session(settings_from, HTTPAdapter(max_retries=0))
 
 
 def certainly_not_sent(error: requests.RequestException) -> bool:
@@ -165,3 +172,15 @@ def certainly_not_sent(error: requests.RequestException) -> bool:
     if isinstance(reason, MaxRetryError):
         reason = reason.reason
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+
+
+def check_request_timeout(request_timeout: Any) -> RequestTimeout:
+    """``request_timeout`` if it is seconds > 0 or a ``(connect, read)`` pair."""
+    parts = request_timeout if isinstance(request_timeout, tuple) else (request_timeout,)
+    if not parts or len(parts) > 2 or not all(_positive(p) for p in parts):
+        raise ValueError(f"request_timeout must be seconds > 0 or a (connect, read) pair, not {request_timeout!r}")
+    return request_timeout  # type: ignore[no-any-return]
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0

@@ -9,6 +9,7 @@ library only logs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import enum
 import io
@@ -16,23 +17,22 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
+from types import FrameType
+from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
-from . import __version__
-from .api import (
-    _FLOWS,
-    API_KEY_ENV,
-    DEFAULT_POLL_INTERVAL,
-    DEFAULT_RENDER_TIMEOUT,
-    REQUIRED_FIELDS,
-    ProgressEvent,
-    _base_url,
-)
-from .batch import export_chromakeys
+from ._version import VERSION
+from .api import export_chromakeys
+from .credentials import API_KEY_ENV
 from .errors import AIStudiosError, BatchError, InvalidJob, JournalError
+from .events import ProgressEvent
+from .flows import LEGACY, service_address
+from .jobs import REQUIRED_FIELDS
+from .polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
 
 logger = logging.getLogger("aistudios_chromakey")
 
@@ -335,7 +335,7 @@ def _cmd_simulate(options: argparse.Namespace) -> int:
 
 def _service_address(text: str) -> str:
     try:
-        return _base_url(_FLOWS["legacy"], text)
+        return service_address(LEGACY, text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must look like https://host[:port], not {text!r}") from None
 
@@ -371,7 +371,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=f"The API key comes from ${API_KEY_ENV} or --api-key-file. Exit status: 0 all done, "
         "1 some jobs failed, 2 bad usage or input (nothing sent), 130 interrupted.",
     )
-    parser.add_argument("--version", action="version", version=f"aistudios-chromakey {__version__}")
+    parser.add_argument("--version", action="version", version=f"aistudios-chromakey {VERSION}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     batch = argparse.ArgumentParser(add_help=False)
@@ -456,6 +456,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Let SIGTERM stop a run as cleanly as Ctrl-C: the batch's journal keeps
+    what was paid for, and the same command resumes it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
     options = _parser().parse_args(argv)
@@ -468,7 +486,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         library.setLevel(logging.CRITICAL)  # the board says it all
     try:
-        return int(options.handler(options))
+        with _sigterm_as_interrupt():
+            return int(options.handler(options))
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitStatus.USAGE

@@ -1,11 +1,11 @@
 """Downloading a finished video: streamed, verified, atomic, resumable.
 
-The body is streamed in chunks into a temporary file beside the target, its
-length is checked against ``Content-Length``, and only then is it linked into
-place under its final name, which never replaces an existing file. A transfer
-cut off half-way is resumed with a ``Range`` request where the server allows
-it and restarted where it does not. The download host (a storage bucket on
-another domain) never receives the API key.
+Named steps, in order: :func:`save_video` makes a temporary file beside the
+target, :class:`_Transfer` streams the body into it (resuming with a
+``Range`` request after a cut-off, restarting where the server will not
+resume), the length and the container are checked, and :func:`place` links
+the file under its final name, which never replaces an existing file. The
+storage host (a bucket on another domain) never receives a credential.
 """
 
 from __future__ import annotations
@@ -17,86 +17,183 @@ import os
 import re
 import secrets
 import time
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Optional, Tuple, Union
-from urllib.parse import unquote, urlsplit
+from typing import IO, Optional, Tuple
+from urllib.parse import urlsplit
 
 import requests
 
-from ._transport import DEFAULT_REQUEST_TIMEOUT, RequestTimeout, session_scope
+from ._transport import RequestTimeout
+from .containers import SNIFF_BYTES, looks_like_video
 from .errors import DownloadError
+from .names import truncate_utf8
 
 logger = logging.getLogger("aistudios_chromakey")
 
 _CHUNK = 1024 * 1024
-_ATTEMPTS = 5
-_MAX_NAME_BYTES = 150
-_DEFAULT_EXTENSION = ".mp4"
-_WINDOWS_RESERVED = frozenset(
-    ["CON", "PRN", "AUX", "NUL"] + [f"COM{i}" for i in range(1, 10)] + [f"LPT{i}" for i in range(1, 10)]
-)
+#: Attempts per download, each resuming where the last one stopped.
+ATTEMPTS = 5
 _NO_HARD_LINKS = frozenset(
     code for code in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS) if code
 )
-_UNSAFE = re.compile(r'[<>:"/\\|?*]')
-
 # Errors after which a transfer is tried again from where it stopped.
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
-def _truncate_utf8(text: str, limit: int) -> str:
-    encoded = text.encode("utf-8")[:limit]
-    return encoded.decode("utf-8", errors="ignore")
+@dataclass(frozen=True)
+class SavedVideo:
+    """A downloaded video: where it is, its size and its SHA-256 (hex)."""
+
+    path: Path
+    size: int
+    sha256: str
 
 
-def safe_filename(url: str, fallback: Optional[str] = None) -> str:
-    """The file name the tutorial would use for ``url`` (the basename of its
-    path), made safe to create in any folder.
-
-    Percent-escapes are decoded, anything up to the last ``/`` or ``\\`` is
-    dropped, control and reserved characters are replaced, leading dots and
-    Windows device names are defused, the length is bounded (the extension
-    kept), and an empty result falls back to ``fallback`` (a project key) or
-    ``video``. A name without an extension gets ``.mp4``.
-    """
-    name = _clean(unquote(urlsplit(url).path.rsplit("/", 1)[-1]))
-    if not name and fallback:
-        name = _clean(fallback)
-    if not name:
-        name = "video"
-    stem, dot, extension = name.rpartition(".")
-    if not dot or not stem or not 1 <= len(extension) <= 8 or not extension.isalnum():
-        stem, extension = name, _DEFAULT_EXTENSION[1:]
-    # One byte is kept for the "_" that defuses a device name.
-    stem = _truncate_utf8(stem, _MAX_NAME_BYTES - len(extension.encode("utf-8")) - 2).rstrip(". ") or "video"
-    if stem.split(".")[0].rstrip(" ").upper() in _WINDOWS_RESERVED:
-        stem = "_" + stem
-    return f"{stem}.{extension}"
+def where(url: str) -> str:
+    """The address without its query, which may hold a signature."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
-def _clean(raw: str) -> str:
-    name = re.split(r"[/\\]", raw)[-1]
-    name = "".join("_" if unicodedata.category(ch).startswith("C") else ch for ch in name)
-    name = _UNSAFE.sub("_", name)
-    return name.strip().lstrip(".").rstrip(". ")
+def save_video(
+    session: requests.Session, url: str, folder: Path, name: str, request_timeout: RequestTimeout
+) -> SavedVideo:
+    """Download ``url`` into ``folder`` under ``name`` (or ``name-2``...)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DownloadError(f"cannot create the output folder {folder}: {error.strerror}") from None
+    temporary = folder / f".{truncate_utf8(name, 60)}.{secrets.token_hex(4)}.part"
+    logger.info("downloading %s into %s", where(url), folder)
+    try:
+        # No fsync: the file takes its name only once complete, which is what
+        # a killed process needs; after a power cut the journal's recorded
+        # size tells a file the disk did not keep, and it is fetched again.
+        with open(temporary, "xb") as out:
+            size, sha256 = _Transfer(session, url, out, request_timeout).run()
+        path = place(temporary, folder, name)
+    except OSError as error:  # a full disk, a name the file system refuses...
+        temporary.unlink(missing_ok=True)
+        raise DownloadError(f"cannot save the video into {folder}: {error.strerror or error}") from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    logger.info("saved %s (%d bytes, sha256 %s)", path, size, sha256)
+    return SavedVideo(path, size, sha256)
 
 
-def _check_filename(filename: str) -> str:
-    if (
-        not isinstance(filename, str)
-        or not filename.strip()
-        or filename in (".", "..")
-        or re.search(r"[/\\\x00]", filename)
-    ):
-        raise ValueError(f"filename must be a plain file name without folders, not {filename!r}")
-    if len(filename.encode("utf-8")) > _MAX_NAME_BYTES:
-        raise ValueError(f"filename must be at most {_MAX_NAME_BYTES} bytes long, not {filename[:40]!r}...")
-    return filename
+class _Transfer:
+    """One video's bytes, streamed into ``out`` over up to :data:`ATTEMPTS`
+    requests."""
+
+    def __init__(self, session: requests.Session, url: str, out: IO[bytes], request_timeout: RequestTimeout):
+        self.session, self.url, self.out, self.request_timeout = session, url, out, request_timeout
+        self.validator: Optional[str] = None  # the ETag or Last-Modified a resume must match
+        self.restart()
+
+    def restart(self) -> None:
+        """Forget every byte received: the next request starts from byte 0."""
+        self.out.seek(0)
+        self.out.truncate()
+        self.received = 0
+        self.total: Optional[int] = None
+        self.digest = hashlib.sha256()
+        self.head = b""  # the file's first bytes, until they are checked
+
+    def run(self) -> Tuple[int, str]:
+        """Returns the number of bytes written and their SHA-256."""
+        problem = "no answer"
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                if self.attempt():
+                    return self.received, self.digest.hexdigest()
+                problem = "the connection closed early"
+            except _TRANSIENT as error:
+                problem = type(error).__name__
+            except requests.RequestException as error:  # a redirect loop, a bad scheme, a broken encoding...
+                raise DownloadError(
+                    f"{where(self.url)}: the download failed ({type(error).__name__}: {error})"
+                ) from None
+            total = self.total if self.total is not None else "?"
+            logger.warning(
+                "download of %s interrupted (%s) at %d of %s bytes; attempt %d of %d",
+                where(self.url), problem, self.received, total, attempt, ATTEMPTS,
+            )  # fmt: skip
+            if attempt < ATTEMPTS:
+                time.sleep(min(0.25 * 2**attempt, 4.0))
+        total = self.total if self.total is not None else "an unknown number of"
+        raise DownloadError(
+            f"{where(self.url)}: only {self.received} of {total} bytes arrived after {ATTEMPTS} attempts "
+            f"({problem}); nothing was saved"
+        )
+
+    def attempt(self) -> bool:
+        """One request; True when the whole body has arrived."""
+        # Authorization: None removes any such header a caller's session carries.
+        headers = {"Authorization": None, "Accept-Encoding": "identity"}
+        if self.received:
+            headers["Range"] = f"bytes={self.received}-"
+            if self.validator:
+                headers["If-Range"] = self.validator
+        with self.session.get(
+            self.url, stream=True, headers=headers, timeout=self.request_timeout, auth=_no_credentials
+        ) as response:
+            self.begin(response)
+            content_type = response.headers.get("Content-Type", "")
+            for chunk in response.iter_content(chunk_size=_CHUNK):
+                self.take(chunk, content_type)
+        if self.total is not None and self.received < self.total:
+            return False
+        if self.total is not None and self.received > self.total:
+            raise DownloadError(
+                f"{where(self.url)}: received {self.received} bytes, more than the announced {self.total}"
+            )
+        if len(self.head) < SNIFF_BYTES:
+            self.check_video(content_type)
+        return True
+
+    def begin(self, response: requests.Response) -> None:
+        """Make sense of the answer's status: a resumed part, or the whole."""
+        status = response.status_code
+        if status == 206 and self.received:
+            start, whole = content_range(response.headers.get("Content-Range"))
+            if start != self.received:
+                raise DownloadError(f"the server resumed at byte {start}, not at {self.received}")
+            self.total = whole if whole is not None else self.total
+        elif status == 200:
+            if self.received:
+                logger.info("download of %s: the server ignored the range; restarting", where(self.url))
+                self.restart()
+            length = response.headers.get("Content-Length")
+            self.total = int(length) if length and length.isdigit() else None
+            etag = response.headers.get("ETag")
+            self.validator = etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified")
+        else:
+            raise DownloadError(f"the download host answered HTTP {status} for {where(self.url)}", status=status)
+
+    def take(self, chunk: bytes, content_type: str) -> None:
+        if len(self.head) < SNIFF_BYTES:
+            self.head += chunk[: SNIFF_BYTES - len(self.head)]
+            if len(self.head) == SNIFF_BYTES:
+                self.check_video(content_type)
+        self.out.write(chunk)
+        self.digest.update(chunk)
+        self.received += len(chunk)
+
+    def check_video(self, content_type: str) -> None:
+        """Refuse an error page delivered as if it were the video."""
+        if looks_like_video(self.head, self.total):
+            return
+        kind = content_type.split(";")[0].strip() or "no content type"
+        preview = self.head[:SNIFF_BYTES].decode("utf-8", errors="replace")
+        raise DownloadError(
+            f"{where(self.url)} did not send a video ({kind}, starting {preview!r}); "
+            "it is often an error page from the storage host, so nothing was saved"
+        )
 
 
-def _content_range_start(value: Optional[str]) -> Tuple[Optional[int], Optional[int]]:
+def content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int]]:
     """``(start, total)`` of a ``Content-Range: bytes start-end/total`` header."""
     match = re.fullmatch(r"\s*bytes\s+(\d+)-\d+/(\d+|\*)\s*", value or "")
     if not match:
@@ -105,131 +202,13 @@ def _content_range_start(value: Optional[str]) -> Tuple[Optional[int], Optional[
     return int(match.group(1)), total
 
 
-# How video containers begin: an ISO/QuickTime box type at offset 4, or a
-# signature at offset 0 (Matroska/WebM, AVI, MPEG-PS, FLV).
-_BOX_TYPES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
-_SIGNATURES = (b"\x1a\x45\xdf\xa3", b"\x00\x00\x01\xba", b"FLV\x01")
-_SNIFF = 64  # bytes kept to tell (12 suffice) and to quote in the error
-
-
-def _looks_like_video(head: bytes, total: Optional[int]) -> bool:
-    """Whether a file's first bytes are those of a video container."""
-    if head[4:8] == b"ftyp":
-        return True
-    if head[4:8] in _BOX_TYPES:
-        # Text can have these four letters there too ("The free trial..."):
-        # the box's size must also be plausible.
-        size = int.from_bytes(head[:4], "big")
-        return size == 1 or (size >= 8 and (size <= total if total else head[0] == 0))
-    if head.startswith(b"RIFF"):
-        return head[8:12] == b"AVI "
-    return any(head.startswith(signature) for signature in _SIGNATURES)
-
-
-def _check_video(head: bytes, content_type: str, url: str, total: Optional[int]) -> None:
-    """Refuse an error page delivered as if it were the video."""
-    if _looks_like_video(head, total):
-        return
-    kind = content_type.split(";")[0].strip() or "no content type"
-    preview = head[:_SNIFF].decode("utf-8", errors="replace")
-    raise DownloadError(
-        f"{_where(url)} did not send a video ({kind}, starting {preview!r}); "
-        "it is often an error page from the storage host, so nothing was saved"
-    )
-
-
-def _transfer(session: requests.Session, url: str, out: IO[bytes], request_timeout: RequestTimeout) -> Tuple[int, str]:
-    """Stream ``url`` into ``out``; resume or restart after a cut-off.
-    Returns the number of bytes written and their SHA-256."""
-    received = 0
-    total: Optional[int] = None
-    validator: Optional[str] = None
-    digest = hashlib.sha256()
-    head = b""  # the file's first bytes, until they are checked
-    last_problem = "no answer"
-    for attempt in range(1, _ATTEMPTS + 1):
-        # Authorization: None removes any such header a caller's session carries.
-        headers = {"Authorization": None, "Accept-Encoding": "identity"}
-        content_type = ""
-        if received:
-            headers["Range"] = f"bytes={received}-"
-            if validator:
-                headers["If-Range"] = validator
-        try:
-            with session.get(
-                url, stream=True, headers=headers, timeout=request_timeout, auth=_no_credentials
-            ) as response:
-                status = response.status_code
-                if status == 206 and received:
-                    start, whole = _content_range_start(response.headers.get("Content-Range"))
-                    if start != received:
-                        raise DownloadError(f"the server resumed at byte {start}, not at {received}")
-                    total = whole if whole is not None else total
-                elif status == 200:
-                    if received:
-                        logger.info("download of %s: the server ignored the range; restarting", _where(url))
-                        out.seek(0)
-                        out.truncate()
-                        received = 0
-                        digest = hashlib.sha256()
-                        head = b""
-                    length = response.headers.get("Content-Length")
-                    total = int(length) if length and length.isdigit() else None
-                    etag = response.headers.get("ETag")
-                    validator = etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified")
-                else:
-                    raise DownloadError(f"the download host answered HTTP {status} for {_where(url)}", status=status)
-                content_type = response.headers.get("Content-Type", "")
-                for chunk in response.iter_content(chunk_size=_CHUNK):
-                    if len(head) < _SNIFF:
-                        head += chunk[: _SNIFF - len(head)]
-                        if len(head) == _SNIFF:
-                            _check_video(head, content_type, url, total)
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-        except _TRANSIENT as error:
-            last_problem = type(error).__name__
-        except requests.RequestException as error:  # a redirect loop, a bad scheme, a broken encoding...
-            raise DownloadError(f"{_where(url)}: the download failed ({type(error).__name__}: {error})") from None
-        else:
-            if total is None or received == total:
-                if len(head) < _SNIFF:
-                    _check_video(head, content_type, url, total)
-                return received, digest.hexdigest()
-            if received > total:
-                raise DownloadError(f"{_where(url)}: received {received} bytes, more than the announced {total}")
-            last_problem = "the connection closed early"
-        logger.warning(
-            "download of %s interrupted (%s) at %d of %s bytes; attempt %d of %d",
-            _where(url),
-            last_problem,
-            received,
-            total if total is not None else "?",
-            attempt,
-            _ATTEMPTS,
-        )
-        if attempt < _ATTEMPTS:
-            time.sleep(min(0.25 * 2**attempt, 4.0))
-    raise DownloadError(
-        f"{_where(url)}: only {received} of {total if total is not None else 'an unknown number of'} bytes "
-        f"arrived after {_ATTEMPTS} attempts ({last_problem}); nothing was saved"
-    )
-
-
 def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
     """As ``auth``: add nothing, and keep requests from adding netrc or
     session credentials for the download host."""
     return request
 
 
-def _where(url: str) -> str:
-    """The address without its query, which may hold a signature."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
-def _place(temporary: Path, folder: Path, name: str) -> Path:
+def place(temporary: Path, folder: Path, name: str) -> Path:
     """Give ``temporary`` its final name without replacing any file: ``name``,
     else ``stem-2.ext``, ``stem-3.ext``..."""
     stem, dot, extension = name.rpartition(".")
@@ -252,74 +231,3 @@ def _place(temporary: Path, folder: Path, name: str) -> Path:
         os.unlink(temporary)
         return candidate
     raise DownloadError(f"{folder}: too many files named like {name!r}")
-
-
-def download_video(
-    url: str,
-    out_dir: Union[str, os.PathLike[str]] = "videos",
-    *,
-    filename: Optional[str] = None,
-    project_key: Optional[str] = None,
-    session: Optional[requests.Session] = None,
-    request_timeout: RequestTimeout = DEFAULT_REQUEST_TIMEOUT,
-) -> Path:
-    """Download a finished video into ``out_dir`` (tutorial step 4).
-
-    The file is named after the address, as in the tutorial (the basename of
-    its path, made safe), unless ``filename`` is given. An existing file is
-    never replaced: the new one gets a numbered suffix (``clip-2.mp4``).
-    Nothing appears under the final name until the whole body has arrived.
-
-    :param url: the video's address, from :func:`wait_for_video`.
-    :param out_dir: the output folder; created if missing.
-    :param filename: the file name to use instead of the address's basename.
-    :param project_key: used to name the file when the address has no name.
-    :param session: a ``requests.Session`` to reuse. The API key is never
-        sent to the download host, even if this session carries one.
-    :param request_timeout: seconds to connect and to wait for data.
-    :return: the path of the downloaded file.
-    :rtype: pathlib.Path
-    :raises DownloadError: the download failed, or what arrived is not a
-        video (an error page sent with status 200); nothing was saved.
-
-    Usage::
-
-        >>> path = download_video(url, out_dir="videos")
-    """
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-        raise ValueError(f"url must be an http(s) address, not {url!r}")
-    name = _check_filename(filename) if filename is not None else safe_filename(url, project_key)
-    folder = Path(out_dir)
-    with session_scope(session) as active:
-        return _download(active, url, folder, name, request_timeout).path
-
-
-@dataclass(frozen=True)
-class _Saved:
-    path: Path
-    size: int
-    sha256: str
-
-
-def _download(session: requests.Session, url: str, folder: Path, name: str, request_timeout: RequestTimeout) -> _Saved:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise DownloadError(f"cannot create the output folder {folder}: {error.strerror}") from None
-    temporary = folder / f".{_truncate_utf8(name, 60)}.{secrets.token_hex(4)}.part"
-    logger.info("downloading %s into %s", _where(url), folder)
-    try:
-        # No fsync: the file takes its name only once complete, which is what
-        # a killed process needs; after a power cut the journal's recorded
-        # size tells a file the disk did not keep, and it is fetched again.
-        with open(temporary, "xb") as out:
-            size, sha256 = _transfer(session, url, out, request_timeout)
-        path = _place(temporary, folder, name)
-    except OSError as error:  # a full disk, a name the file system refuses...
-        temporary.unlink(missing_ok=True)
-        raise DownloadError(f"cannot save the video into {folder}: {error.strerror or error}") from None
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    logger.info("saved %s (%d bytes, sha256 %s)", path, size, sha256)
-    return _Saved(path, size, sha256)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import signal
 from typing import Any, Dict, Iterator, List
 
 import pytest
@@ -10,10 +11,18 @@ import pytest
 from aistudios_chromakey.cli import TUTORIAL_JOBS
 from aistudios_chromakey.simulator import Simulator
 
-__all__ = ["SECRET", "TUTORIAL_JOBS"]
+__all__ = ["SECRET", "TUTORIAL_JOBS", "default_signal_handling"]
 
 #: A key distinctive enough to be found if it leaks anywhere.
 SECRET = "sk-live-Zq8!SECRET-KEY-do-not-leak-4711"
+
+
+def default_signal_handling() -> None:
+    """For a child process, before it starts: the default reaction to Ctrl-C
+    and SIGTERM, whatever this process was started with (a shell's background
+    job ignores SIGINT, and its children would inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from aistudios_chromakey import (
     wait_for_video,
 )
 from aistudios_chromakey._transport import retry_after_seconds
-from aistudios_chromakey.api import _PollClock
+from aistudios_chromakey.polling import PollClock
 from aistudios_chromakey.simulator import RenderPlan, Simulator
 
 from .conftest import SECRET, TUTORIAL_JOBS
@@ -437,22 +437,22 @@ def test_the_service_address_may_come_from_the_environment(
 
 
 def test_the_poll_clock_aims_just_after_the_estimated_finish() -> None:
-    clock = _PollClock(None, started=0.0)
+    clock = PollClock(None, started=0.0)
     assert clock.next_wait(0.01, 0.0) == pytest.approx(1.0)  # no rate known yet
     assert clock.next_wait(1.0, 10.0) == pytest.approx(9.1)  # 10 %/s, 90 % to go, then a margin
     assert clock.next_wait(2.0, 90.0) == pytest.approx(0.5)  # bounded below
-    assert _PollClock(None, 0.0).next_wait(1.0, 1.0) == pytest.approx(15.0)  # bounded above
+    assert PollClock(None, 0.0).next_wait(1.0, 1.0) == pytest.approx(15.0)  # bounded above
     assert clock.next_wait(2.5, 100.0) == pytest.approx(0.5)  # done, waiting for the address
 
 
 def test_the_poll_clock_backs_off_while_progress_stands_still() -> None:
-    clock = _PollClock(None, started=0.0)
+    clock = PollClock(None, started=0.0)
     waits = [clock.next_wait(t, 0.0) for t in (0.0, 4.0, 12.0, 60.0)]
     assert waits == [1.0, 2.0, 6.0, 15.0]
 
 
 def test_a_given_poll_interval_is_kept_fixed() -> None:
-    clock = _PollClock(3.0, started=0.0)
+    clock = PollClock(3.0, started=0.0)
     assert [clock.next_wait(t, p) for t, p in ((0, 0), (3, 10), (6, 99), (9, 100))] == [3.0] * 4
 
 
@@ -467,7 +467,7 @@ def test_adaptive_polling_asks_a_few_times_whatever_the_curve(
 
 
 def test_the_poll_clock_trusts_no_rate_from_a_split_second() -> None:
-    clock = _PollClock(None, started=0.0)
+    clock = PollClock(None, started=0.0)
     assert clock.next_wait(0.04, 0.2) == pytest.approx(1.0)  # 0.2 % after 40 ms says little
     assert clock.next_wait(1.0, 66.0) == pytest.approx(34 / 66 + 0.1)  # measured from the start instead
 

@@ -19,7 +19,7 @@ import pytest
 from aistudios_chromakey import __version__, request_export
 from aistudios_chromakey.simulator import RenderPlan, Simulator
 
-from .conftest import SECRET
+from .conftest import SECRET, default_signal_handling
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -209,6 +209,7 @@ def test_ctrl_c_or_sigterm_exits_130_and_says_how_to_resume(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_signal_handling,
     )
     deadline = time.monotonic() + 30
     while len(sim.polls()) < 3:
@@ -253,6 +254,7 @@ def test_simulate_serves_until_ctrl_c(jobs: List[Dict[str, Any]], tmp_path: Path
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_signal_handling,
     )
     try:
         assert child.stdout is not None

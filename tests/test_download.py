@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aistudios_chromakey import DownloadError, download_video, request_export, wait_for_video
-from aistudios_chromakey.download import _looks_like_video, safe_filename
+from aistudios_chromakey.containers import looks_like_video
+from aistudios_chromakey.names import safe_filename
 from aistudios_chromakey.simulator import RenderPlan, Simulator
 
 from .conftest import SECRET
@@ -300,7 +301,7 @@ def test_session_credentials_never_reach_the_download_host(
     ],
 )
 def test_the_video_check_knows_containers_from_text(head: bytes, total: Optional[int], video: bool) -> None:
-    assert _looks_like_video(head, total) is video
+    assert looks_like_video(head, total) is video
 
 
 def test_a_reserved_name_with_a_trailing_blank_is_defused() -> None:

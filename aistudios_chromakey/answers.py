@@ -1,0 +1,208 @@
+"""Reading the service's answers: how big they may be, whether they say
+success, and where the project key, the progress, the video's address and
+the service's own message stand in them.
+
+The documentation names the same things differently from page to page and
+version to version (``url``, ``videoUrl``, ``downloadUrl``,
+``download_url``; a flat ``msg`` or a nested ``error.msg``), and a failure
+may come as HTTP 200 with ``success: false``; everything here accepts each
+spelling and trusts nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Optional
+
+import requests
+
+from ._transport import retry_after_seconds
+from .errors import AuthenticationError, RateLimited, ServiceError
+from .jobs import is_http_url
+
+#: An API answer is a few hundred bytes; past this it is refused unread.
+MAX_ANSWER_BYTES = 1024 * 1024
+_SNIPPET = 200
+
+_KEY_FIELDS = ("key", "projectId", "project_id")
+_ADDRESS_FIELDS = ("url", "videoUrl", "downloadUrl", "download_url")
+
+Redact = Callable[[str], str]
+
+
+def redactor(secrets: Iterable[str]) -> Redact:
+    """A function that blanks every one of ``secrets`` out of a text. It is
+    applied before any text is cut short, so no part of a secret survives."""
+    hidden = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def redact(text: str) -> str:
+        for secret in hidden:
+            text = text.replace(secret, "<credential>")
+        return text
+
+    return redact
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer of the API host.
+
+    :ivar status: its HTTP status.
+    :ivar body: its JSON, or ``None`` when it was not JSON.
+    :ivar detail: a short description for messages, already redacted.
+    """
+
+    status: int
+    body: Any
+    detail: str
+    retry_after: Optional[float] = None
+
+    @property
+    def ok(self) -> bool:
+        """A JSON object that says ``success: true``; anything else is not."""
+        return isinstance(self.body, Mapping) and self.body.get("success") is True
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        body = self.body
+        data = body.get("data") if isinstance(body, Mapping) else None
+        if isinstance(data, Mapping):
+            return data
+        return body if isinstance(body, Mapping) else {}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress answer.
+
+    :ivar progress: percent, 0 to 100.
+    :ivar address: the video's address, once there is one.
+    :ivar state: the service's word for the render's state (V3), if any.
+    """
+
+    progress: float
+    address: Optional[str] = None
+    state: Optional[str] = None
+
+    @property
+    def done(self) -> bool:
+        """Progress at 100 *and* an address: the tutorial's test for done."""
+        return self.progress >= 100 and bool(self.address)
+
+
+def read_answer(response: requests.Response, redact: Redact, limit: int = MAX_ANSWER_BYTES) -> Answer:
+    """Read a streamed answer, at most ``limit`` bytes, and parse its JSON."""
+    chunks = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=16 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise ServiceError(
+                f"the service's answer (HTTP {response.status_code}) is larger than {limit} bytes; "
+                "it was not read further",
+                status=response.status_code,
+            )
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    try:
+        body: Any = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        body = None
+    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+    return Answer(response.status_code, body, _describe(response, raw, body, redact), retry_after)
+
+
+def server_message(body: Any) -> str:
+    """The service's own words: ``error.msg`` and ``error.code`` (V3), or a
+    flat ``msg``, ``message``, ``code``, as text, never as a Python dict."""
+    if not isinstance(body, Mapping):
+        return ""
+    error = body.get("error")
+    if isinstance(error, Mapping):
+        message, code = _text(error.get("msg") or error.get("message")), _text(error.get("code"))
+    else:
+        message = _text(body.get("msg") or body.get("message") or error)
+        code = _text(body.get("code"))
+    if message and code and code not in message:
+        return f"{message} (code {code})"
+    if message or code:
+        return message or f"code {code}"
+    data = body.get("data")
+    return server_message(data) if isinstance(data, Mapping) else ""
+
+
+def _text(value: Any) -> str:
+    if value is None or isinstance(value, (Mapping, list)):
+        return ""
+    return " ".join(str(value).split())
+
+
+def _describe(response: requests.Response, raw: bytes, body: Any, redact: Redact) -> str:
+    message = server_message(body)
+    if not message and body is None:
+        kind = response.headers.get("Content-Type", "no content type")
+        text = redact(" ".join(raw.decode("utf-8", errors="replace").split()))
+        message = f"{kind}: {text[:_SNIPPET]!r}"
+    return redact(f"HTTP {response.status_code}" + (f": {message}" if message else ""))[: _SNIPPET * 2]
+
+
+def refuse_errors(answer: Answer, what: str, credential: str = "credential") -> None:
+    """Raise for the answers no endpoint can use: a refused ``credential``
+    (its kind, for the message), a rate limit, a server error, or no JSON."""
+    status, detail = answer.status, answer.detail
+    if status in (401, 403):
+        raise AuthenticationError(
+            f"{what}: the service refused the {credential} ({detail}). Check it in your AI STUDIOS profile."
+        )
+    if status == 429:
+        raise RateLimited(
+            f"{what}: rate limited by the service ({detail}); wait a while and try again",
+            status=status,
+            retry_after=answer.retry_after,
+        )
+    if status >= 500:
+        raise ServiceError(f"{what}: the service failed ({detail}); try again later", status=status)
+    if answer.body is None:
+        raise ServiceError(f"{what}: the service did not answer JSON ({detail})", status=status)
+
+
+def project_key_in(data: Mapping[str, Any]) -> Optional[str]:
+    for field in _KEY_FIELDS:
+        key = data.get(field)
+        if isinstance(key, (str, int)) and not isinstance(key, bool) and str(key).strip():
+            return str(key).strip()
+    return None
+
+
+def progress_in(data: Mapping[str, Any], what: str, redact: Redact) -> float:
+    raw = data.get("progress", 0)
+    if raw is None:
+        return 0.0
+    value = None
+    if not isinstance(raw, bool):
+        try:
+            value = float(raw)
+        except (TypeError, ValueError, OverflowError):
+            value = None
+    if value is None or not math.isfinite(value):
+        raise ServiceError(f"{what}: progress is not a number: {redact(str(raw))[:_SNIPPET]!r}")
+    return value
+
+
+def address_in(data: Mapping[str, Any], what: str, redact: Redact) -> Optional[str]:
+    for field in _ADDRESS_FIELDS:
+        value = data.get(field)
+        if value in (None, ""):
+            continue
+        if not is_http_url(value):
+            raise ServiceError(f"{what}: the video address is not an http(s) URL: {redact(str(value))[:_SNIPPET]!r}")
+        return str(value)
+    return None
+
+
+def state_in(data: Mapping[str, Any]) -> Optional[str]:
+    """V3's ``state`` beside the progress (its values are not documented)."""
+    state = data.get("state")
+    return _text(state) or None if state is not None else None

@@ -1,0 +1,151 @@
+"""Who the client is to the service: the legacy API key, a V3 AppId and
+UserKey from which access tokens are minted, or a ready access token.
+
+Where each comes from (the AI STUDIOS profile page): the legacy flow's
+"API key"; V3's "AppId" and "UserKey". A V3 access token is a JWT valid
+for a day; from an AppId and a UserKey the client mints one, keeps it in
+memory, and mints it again when it expires. Nothing here is ever logged,
+written to disk, or put in a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from typing import Any, List, Optional
+
+from .errors import AuthenticationError
+from .flows import Flow
+
+API_KEY_ENV = "AISTUDIOS_API_KEY"
+APP_ID_ENV = "AISTUDIOS_APP_ID"
+USER_KEY_ENV = "AISTUDIOS_USER_KEY"
+
+# A token is minted anew this long before its own "exp" says it ends.
+_EXPIRY_MARGIN = 60.0
+
+
+class Credentials:
+    """The credential of one client, resolved from the arguments, else the
+    environment.
+
+    For V3, an AppId and a UserKey come first (they never expire), then a
+    ready token (``token=`` or ``$AISTUDIOS_API_KEY``). For the legacy flow,
+    the API key. The values are checked lazily, so that a bad job is
+    reported before a missing key.
+    """
+
+    def __init__(self, flow: Flow, token: Optional[str], app_id: Optional[str], user_key: Optional[str]):
+        self.flow = flow
+        self._given = (token, app_id, user_key)
+        self._token: Optional[str] = None
+        self._app_id: Optional[str] = None
+        self._user_key: Optional[str] = None
+        self._resolved = False
+        #: The minted token's end, by its own ``exp`` claim (``None``: unknown).
+        self.expires: Optional[float] = None
+
+    def __repr__(self) -> str:
+        return f"<Credentials {self.kind}>"
+
+    @property
+    def kind(self) -> str:
+        """``"api key"``, ``"access token"`` or ``"AppId and UserKey"``."""
+        self.resolve()
+        if self.mints:
+            return "AppId and UserKey"
+        return "access token" if self.flow.mints_tokens else "API key"
+
+    @property
+    def mints(self) -> bool:
+        """Whether tokens are minted from an AppId and a UserKey."""
+        self.resolve()
+        return self._app_id is not None
+
+    def resolve(self) -> None:
+        """Find the credential; :class:`AuthenticationError` when there is none."""
+        if self._resolved:
+            return
+        token, app_id, user_key = self._given
+        if token is None and app_id is None and user_key is None:
+            app_id, user_key = os.environ.get(APP_ID_ENV) or None, os.environ.get(USER_KEY_ENV) or None
+            if not (self.flow.mints_tokens and app_id and user_key):
+                app_id = user_key = None
+                token = os.environ.get(API_KEY_ENV, "")
+        if app_id is not None or user_key is not None:
+            if not self.flow.mints_tokens:
+                raise AuthenticationError(
+                    "app_id and user_key are V3 credentials: use api='v3', or give the legacy API key as token"
+                )
+            self._app_id = _checked(app_id, "AppId", APP_ID_ENV, "app_id")
+            self._user_key = _checked(user_key, "UserKey", USER_KEY_ENV, "user_key")
+        else:
+            self._token = _checked(token, self._token_name(), API_KEY_ENV, "token")
+        self._resolved = True
+
+    def _token_name(self) -> str:
+        return "access token (or AppId and UserKey)" if self.flow.mints_tokens else "API key"
+
+    @property
+    def token(self) -> Optional[str]:
+        """The value of the ``Authorization`` header, if there is one yet
+        (a minted token is ``None`` until minted and after it expired)."""
+        self.resolve()
+        if self.mints and self.expires is not None and time.time() >= self.expires - _EXPIRY_MARGIN:
+            return None
+        return self._token
+
+    def minting_body(self) -> dict[str, str]:
+        """The token request's body, ``{"appId", "userKey"}``."""
+        assert self._app_id is not None and self._user_key is not None
+        return {"appId": self._app_id, "userKey": self._user_key}
+
+    def minted(self, token: str) -> None:
+        """Keep a freshly minted token."""
+        self._token = _checked(token, "minted access token", None, None)
+        self.expires = token_expiry(token)
+
+    def forget_token(self) -> bool:
+        """The service refused the token: drop it if it can be minted again."""
+        if not self.mints:
+            return False
+        self._token = None
+        self.expires = None
+        return True
+
+    def secrets(self) -> List[str]:
+        """Every value to keep out of messages."""
+        values = [*self._given, self._token, self._app_id, self._user_key]
+        return [v.strip() for v in values if isinstance(v, str) and v.strip()]
+
+
+def _checked(value: Any, what: str, env: Optional[str], argument: Optional[str]) -> str:
+    if value is not None and not isinstance(value, str):
+        raise AuthenticationError(f"the {what} must be a string")
+    text: str = (value or "").strip()
+    if not text:
+        where = f"pass {argument}=... or set the {env} environment variable" if env else "the service sent none"
+        raise AuthenticationError(f"no {what}: {where} (they are shown in your AI STUDIOS account profile)")
+    if not (text.isascii() and text.isprintable()):
+        raise AuthenticationError(
+            f"the {what} contains a line break or a character that cannot be sent in a header; copy it again"
+        )
+    return text
+
+
+def token_expiry(token: str) -> Optional[float]:
+    """The ``exp`` claim of a JWT (unix seconds), read without verifying the
+    signature (only the service can); ``None`` when it is not a JWT."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        exp = payload.get("exp") if isinstance(payload, dict) else None
+    except (ValueError, TypeError):
+        return None
+    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+        return float(exp)
+    return None

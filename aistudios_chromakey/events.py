@@ -1,0 +1,46 @@
+"""What ``on_progress`` callbacks receive, at each step of each job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of one job.
+
+    :ivar kind: ``"submitted"``, ``"progress"``, ``"downloading"``, ``"done"``
+        or ``"failed"``.
+    :ivar position: the job's 1-based position in a batch, or ``None``.
+    :ivar project_key: the project key, once the export was accepted.
+    :ivar progress: the render's progress in percent, when known.
+    :ivar path: the downloaded file (``"done"``).
+    :ivar error: what went wrong (``"failed"``).
+    :ivar size: the file's size in bytes (``"done"``).
+    :ivar sha256: the file's SHA-256, in hex (``"done"``).
+    :ivar state: the service's own word for the render's state (V3), if any.
+    :ivar seconds_left: the render's estimated time left, once known.
+    :ivar received: bytes of the video received so far (``"downloading"``).
+    :ivar total: the video's size in bytes, when announced (``"downloading"``).
+    :ivar skipped: ``"done"`` for a job an earlier run finished: nothing was
+        sent or paid for it in this run.
+    """
+
+    kind: str
+    position: Optional[int] = None
+    project_key: Optional[str] = None
+    progress: Optional[float] = None
+    path: Optional[Path] = None
+    error: Optional[BaseException] = None
+    size: Optional[int] = None
+    sha256: Optional[str] = None
+    state: Optional[str] = None
+    seconds_left: Optional[float] = None
+    received: Optional[int] = None
+    total: Optional[int] = None
+    skipped: bool = False
+
+
+ProgressCallback = Callable[[ProgressEvent], None]

@@ -1,0 +1,120 @@
+"""The service's two flows: where each lives, its paths, the optional fields
+its export request documents, and how a service address is written.
+
+``legacy`` is the tutorial's flow (``/api/odin/simple/video``, the project
+key in ``data.key``); ``v3`` is the V3 flow (``/api/odin/v3/simple/video``,
+``data.projectId``), whose calls carry an access token minted from an AppId
+and a UserKey. See ``API.md`` of the project's documentation for both.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional
+from urllib.parse import urlsplit
+
+BASE_URL_ENV = "AISTUDIOS_BASE_URL"
+
+# What an optional field must be, by kind; jobs.py knows how to check each.
+TEXT, NUMBER, URL, BOOLEAN, RESOLUTION = "text", "number", "url", "boolean", "resolution"
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One flow of the service.
+
+    :ivar name: ``"legacy"`` or ``"v3"``.
+    :ivar host: the documented ``scheme://host`` of its API.
+    :ivar export_path: where an export request is POSTed.
+    :ivar progress_path: the progress endpoint, followed by the project key.
+    :ivar optional: the optional fields of its export request, by kind.
+    :ivar mints_tokens: whether its calls use an access token minted from an
+        AppId and a UserKey (V3).
+    """
+
+    name: str
+    host: str
+    export_path: str
+    progress_path: str
+    optional: Mapping[str, str]
+    mints_tokens: bool = False
+
+
+LEGACY = Flow(
+    "legacy",
+    # The legacy API moved from https://aistudios.com, which the seed tutorial still shows.
+    "https://v2.aistudios.com",
+    "/api/odin/simple/video",
+    "/api/odin/editor/progress/",
+    {"locale": TEXT, "uppercut": NUMBER, "webhook": URL},
+)
+V3 = Flow(
+    "v3",
+    "https://app.aistudios.com",
+    "/api/odin/v3/simple/video",
+    "/api/odin/v3/editor/progress/",
+    {"isExport": BOOLEAN, "workspaceId": TEXT, "resolution": RESOLUTION, "webhookUrl": URL},
+    mints_tokens=True,
+)
+FLOWS: Mapping[str, Flow] = {"legacy": LEGACY, "v3": V3}
+
+#: V3: where an access token is minted from an AppId and a UserKey.
+TOKEN_PATH = "/api/odin/v3/auth/token"
+#: V3: the model catalogue (model and clothes IDs).
+MODEL_PATH = "/api/odin/v3/model"
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def flow_named(api: str) -> Flow:
+    """The flow called ``api``; a ``ValueError`` for anything else."""
+    try:
+        return FLOWS[api]
+    except (KeyError, TypeError):
+        raise ValueError(f"api must be 'legacy' or 'v3', not {api!r}") from None
+
+
+def service_address(flow: Flow, base_url: Optional[str]) -> str:
+    """The service's address in one canonical spelling: the argument, else
+    ``$AISTUDIOS_BASE_URL`` (to aim a script at the simulator unchanged),
+    else the flow's documented host.
+
+    Case, a default port, a trailing dot and a trailing slash are dropped, so
+    that one service has one address (the batch journal's fingerprints
+    depend on it).
+    """
+    if base_url is None:
+        base_url = os.environ.get(BASE_URL_ENV) or flow.host
+    try:
+        parts = urlsplit(base_url.strip()) if isinstance(base_url, str) else None
+        port = parts.port if parts else None
+    except ValueError:  # a port that is not a number, an unclosed bracket
+        parts = None
+    if (
+        parts is None
+        or parts.scheme.lower() not in _DEFAULT_PORTS
+        or not parts.hostname
+        or parts.username is not None
+        or parts.path.strip("/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(f"base_url (or ${BASE_URL_ENV}) must look like 'https://host[:port]', not {base_url!r}")
+    scheme = parts.scheme.lower()
+    host = _canonical_host(parts.hostname)
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    return f"{scheme}://{netloc}"
+
+
+def _canonical_host(hostname: str) -> str:
+    host = hostname.lower().rstrip(".")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped
+        return str(mapped) if mapped else f"[{address.compressed}]"
+    return str(address)

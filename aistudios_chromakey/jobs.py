@@ -1,0 +1,125 @@
+"""What a job may contain, checked before anything is sent or paid for.
+
+A job is a dict, exactly as in the tutorial: ``language``, ``text``,
+``model`` and ``clothes``, plus any optional field the chosen flow documents,
+passed to the service unchanged. One more key is the caller's alone and is
+never sent: ``filename``, the name to save the job's video under.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
+
+from .errors import InvalidJob
+from .flows import BOOLEAN, FLOWS, NUMBER, RESOLUTION, TEXT, URL, Flow
+from .names import check_filename
+
+REQUIRED_FIELDS = ("language", "text", "model", "clothes")
+#: The key a job may carry to name its file; it is never sent to the service.
+FILENAME_KEY = "filename"
+
+_RESOLUTIONS = ("4k", "1080", "720", "480")
+
+
+def is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_http_url(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # for example an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+# Each kind of optional field (flows.py): how to check it, and what it must be.
+_KINDS: Mapping[str, Tuple[Callable[[Any], bool], str]] = {
+    TEXT: (is_text, "a non-empty string"),
+    NUMBER: (is_number, "a number"),
+    URL: (is_http_url, "an http(s) URL"),
+    BOOLEAN: (lambda v: isinstance(v, bool), "true or false"),
+    RESOLUTION: (lambda v: v in _RESOLUTIONS, "one of " + ", ".join(repr(r) for r in _RESOLUTIONS)),
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    """A checked job: what is sent, and the caller's name for its file.
+
+    :ivar position: its 1-based place in the batch (``None`` for a job given alone).
+    :ivar body: the export request's body.
+    :ivar filename: the file name the caller chose, if any.
+    """
+
+    position: Optional[int]
+    body: Dict[str, Any]
+    filename: Optional[str] = None
+
+
+def check_job(job: Any, flow: Flow, position: Optional[int] = None) -> Job:
+    """The job, checked against ``flow``; :class:`InvalidJob` names the field."""
+    if not isinstance(job, Mapping):
+        raise InvalidJob(
+            f"must be a dict with {', '.join(REQUIRED_FIELDS)}, not {type(job).__name__}", position=position
+        )
+    for field in REQUIRED_FIELDS:
+        if field not in job:
+            raise InvalidJob("is missing (required)", position=position, field=field)
+        value = job[field]
+        if not isinstance(value, str):
+            raise InvalidJob(f"must be a string, not {type(value).__name__}", position=position, field=field)
+        if not value.strip():
+            raise InvalidJob("must not be empty", position=position, field=field)
+    body = {}
+    for field, value in job.items():
+        if field == FILENAME_KEY:
+            continue
+        if field not in REQUIRED_FIELDS:
+            _check_optional(field, value, flow, position)
+        body[field] = value
+    return Job(position, body, _filename(job.get(FILENAME_KEY), position))
+
+
+def _check_optional(field: Any, value: Any, flow: Flow, position: Optional[int]) -> None:
+    if not isinstance(field, str):
+        raise InvalidJob(f"has a field name that is not a string: {field!r}", position=position)
+    if field in flow.optional:
+        check, expected = _KINDS[flow.optional[field]]
+        if not check(value):
+            raise InvalidJob(f"must be {expected}, not {value!r}", position=position, field=field)
+        return
+    other = [f for f in FLOWS.values() if f is not flow and field in f.optional]
+    if other:
+        hint = f"it belongs to api={other[0].name!r}"
+    else:
+        known = [*REQUIRED_FIELDS, *flow.optional, FILENAME_KEY]
+        close = difflib.get_close_matches(field, known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "known fields: " + ", ".join(known)
+    raise InvalidJob(f"is not a field of the {flow.name} export request ({hint})", position=position, field=field)
+
+
+def _filename(value: Any, position: Optional[int]) -> Optional[str]:
+    if value is None:
+        return None
+    try:
+        return check_filename(value)
+    except ValueError as error:
+        raise InvalidJob(str(error), position=position, field=FILENAME_KEY) from None
+
+
+def check_jobs(jobs: Iterable[Any], flow: Flow) -> List[Job]:
+    """Every job of a batch, checked before the first is sent."""
+    if isinstance(jobs, (Mapping, str, bytes)):
+        raise InvalidJob("jobs must be a list of dicts; to export one job, pass [job]")
+    return [check_job(job, flow, position) for position, job in enumerate(jobs, start=1)]

@@ -1,0 +1,118 @@
+"""When to ask a render's progress again.
+
+With a fixed interval, that interval (the tutorial's is 3 s). Adaptive (the
+default): the progress seen so far gives the render's rate, and the next
+poll is set just after the estimated finish, bounded by a minimum and a
+maximum wait, so a render is polled a few times whatever its length and its
+download starts soon after it is done.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional, Tuple
+
+from .answers import Progress
+from .errors import RateLimited, RenderTimeout
+from .events import ProgressEvent
+from .jobs import is_number
+
+#: ``None``: adaptive polling. A number of seconds: that fixed interval.
+DEFAULT_POLL_INTERVAL: Optional[float] = None
+#: Seconds one render may take before :class:`RenderTimeout` (one hour).
+DEFAULT_RENDER_TIMEOUT = 3600.0
+
+# The wait before the rate is known, the bounds of any wait, and how long
+# after the estimated finish to look.
+ADAPTIVE_FIRST = 1.0
+ADAPTIVE_MIN = 0.5
+ADAPTIVE_MAX = 15.0
+_MARGIN = 0.1
+
+
+class PollClock:
+    """When to poll one render next, from the progress it has shown."""
+
+    def __init__(self, interval: Optional[float], started: float):
+        self.interval = interval
+        self.started = started
+        self.last: Tuple[float, float] = (started, 0.0)  # (time, progress) at the last rise
+        self.rate: Optional[float] = None  # percent per second, once known
+
+    def next_wait(self, now: float, progress: float) -> float:
+        """Seconds from ``now`` to the next poll, after one that showed ``progress``."""
+        then, before = self.last
+        rose = progress > before
+        if rose and now - then >= ADAPTIVE_FIRST / 2:
+            # A span long enough for a rate: latency and rounding do not dominate it.
+            self.last = (now, progress)
+            self.rate = (progress - before) / (now - then)
+        if self.interval is not None:
+            return self.interval
+        if progress >= 100:  # done, and waiting for the address
+            return ADAPTIVE_MIN
+        if not rose:
+            # No rise yet (queued, or stalled): look again, less often the longer it lasts.
+            return min(ADAPTIVE_MAX, max(ADAPTIVE_FIRST, (now - then) / 2))
+        if self.last != (now, progress):
+            return ADAPTIVE_FIRST
+        left = self.seconds_left(progress) or 0.0
+        return min(ADAPTIVE_MAX, max(ADAPTIVE_MIN, left + _MARGIN))
+
+    def seconds_left(self, progress: float) -> Optional[float]:
+        """The render's estimated time left, once a rate is known."""
+        if self.rate is None or self.rate <= 0:
+            return None
+        return max(0.0, (100 - progress) / self.rate)
+
+
+# A rate-limited request waits this long when the service names no time.
+_RATE_LIMIT_PAUSE = 5.0
+
+
+class RatePause:
+    """One pause for everything a client sends, after an HTTP 429: the
+    service's limit is per account, not per job."""
+
+    def __init__(self) -> None:
+        self.until = 0.0  # time.monotonic() before which nothing is sent
+
+    def extend(self, error: RateLimited) -> float:
+        """Pause as long as ``error`` asks (at least a second); returns the seconds."""
+        seconds = max(1.0, error.retry_after if error.retry_after is not None else _RATE_LIMIT_PAUSE)
+        self.until = max(self.until, time.monotonic() + seconds)
+        return seconds
+
+    def left(self) -> float:
+        """Seconds until the pause ends (0 when there is none)."""
+        return max(0.0, self.until - time.monotonic())
+
+
+def progress_event(
+    project_key: str, progress: Progress, clock: PollClock, position: Optional[int] = None
+) -> ProgressEvent:
+    return ProgressEvent(
+        "progress",
+        position=position,
+        project_key=project_key,
+        progress=progress.progress,
+        state=progress.state,
+        seconds_left=clock.seconds_left(progress.progress),
+    )
+
+
+def check_timing(poll_interval: Optional[float], timeout: Optional[float]) -> None:
+    """Refuse nonsense before anything is sent or paid for."""
+    if poll_interval is not None and (not is_number(poll_interval) or poll_interval <= 0):
+        raise ValueError(f"poll_interval must be None (adaptive) or a number of seconds > 0, not {poll_interval!r}")
+    if timeout is not None and (not is_number(timeout) or timeout <= 0):
+        raise ValueError(f"timeout must be a number of seconds > 0 or None (no limit), not {timeout!r}")
+
+
+def render_timeout(key: str, timeout: Optional[float], progress: float, who: str = "") -> RenderTimeout:
+    return RenderTimeout(
+        f"{who}project {key}: not done after {timeout:g} s (progress {progress:g}%"
+        + (", no video address yet" if progress >= 100 else "")
+        + "). The render may still finish: wait for it again with the same project key, "
+        "or run the same batch again."
+    )
