@@ -1,0 +1,309 @@
+"""Jobs files: the table of scripts a batch is made from.
+
+A jobs file is a JSON array of job objects, a CSV (or tab-separated) table
+with a header row, or an Excel workbook (``.xlsx``, with the ``excel`` extra:
+``pip install "aistudios-chromakey[excel]"``). Text files may be UTF-8 (with
+or without the BOM Excel writes), cp949/EUC-KR (what Korean Excel saves as
+"CSV (쉼표로 분리)") or UTF-16 with its byte-order mark (Excel's "유니코드
+텍스트", tab-separated). When bytes decode both as UTF-8 and as cp949, UTF-8
+wins; :attr:`JobsFile.encoding` says which was used.
+
+Tables: the first non-empty row is the header. Column names are matched
+without regard to case or surrounding blanks; the required columns are
+``language``, ``text``, ``model`` and ``clothes``, in any order. The optional
+columns are the export request's fields (legacy ``locale``, ``uppercut``,
+``webhook``; V3 ``isExport``, ``workspaceId``, ``resolution``,
+``webhookUrl``) and ``filename``, which names the downloaded video and is kept
+in the job as ``job["filename"]``. Any other column is kept as written, for
+the request's validator to name. An empty optional cell leaves the field out;
+cells are trimmed of surrounding blanks, except ``text``, which is kept as
+written. ``uppercut`` becomes a number and ``isExport`` a boolean (``true``,
+``false``, ``1``, ``0``, ``yes``, ``no``). Blank rows are skipped.
+
+In a workbook, a number typed into a text column becomes text (``720`` ->
+``"720"``, ``1.5`` -> ``"1.5"``), except a number of 16 digits or more, which
+Excel may already have rounded: that is an error asking to format the column
+as text. Leading zeros Excel dropped cannot be recovered; a date cell is an
+error. Formulas count by the value Excel last computed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime
+import importlib
+import io
+import json
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union
+
+from .api import REQUIRED_FIELDS
+
+__all__ = ["FILENAME_FIELD", "OPTIONAL_FIELDS", "JobsFile", "JobsFileError", "read_jobs_file"]
+
+#: Optional columns in the spelling the service documents: legacy, then V3.
+OPTIONAL_FIELDS = ("locale", "uppercut", "webhook", "isExport", "workspaceId", "resolution", "webhookUrl")
+#: The column naming a job's downloaded video, kept in the job under this key.
+FILENAME_FIELD = "filename"
+
+_NUMBERS = ("uppercut",)
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_CANONICAL = {name.lower(): name for name in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS, FILENAME_FIELD)}
+_UTF8, _UTF8_BOM, _UTF16 = "UTF-8", "UTF-8 with BOM", "UTF-16"
+_CP949 = "cp949 (Korean Excel 'CSV (쉼표로 분리)')"
+_SAVE_AS_CSV = 'in Excel choose File > Save As > "CSV UTF-8 (쉼표로 분리)"'
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, the Excel 97-2003 format
+_ZIP_MAGIC = b"PK\x03\x04"  # .xlsx
+_EXCEL_DIGITS = 10**15  # Excel keeps 15 significant digits of a number
+# A cell that reads like a job rather than a column name: an ID or a language code.
+_DATA_LIKE = re.compile(r"[A-Za-z]{1,3}\d{4,}|[a-z]{2}(-[A-Za-z]{2,4})?")
+
+_Rows = Sequence[Tuple[str, Sequence[Any]]]
+
+
+class JobsFileError(ValueError):
+    """A jobs file that cannot be read. The message names the file and, when
+    it can, the line or row and the column."""
+
+
+@dataclass(frozen=True)
+class JobsFile:
+    """The jobs read from a jobs file.
+
+    :ivar jobs: the jobs, as dicts for the export request (plus ``"filename"``
+        where the file names the video).
+    :ivar origins: where each job came from, for error messages:
+        ``"item 2"`` (JSON), ``"line 3"`` (CSV), ``"row 4"`` (workbook).
+    :ivar encoding: the text encoding used, such as ``"UTF-8"``,
+        ``"UTF-8 with BOM"``, ``"UTF-16"`` or cp949; ``None`` for a workbook.
+    :ivar format: ``"json"``, ``"csv"`` or ``"xlsx"``.
+    """
+
+    jobs: List[Dict[str, Any]]
+    origins: List[str]
+    encoding: Optional[str]
+    format: Literal["json", "csv", "xlsx"]
+
+
+def read_jobs_file(path: Union[str, os.PathLike[str]]) -> JobsFile:
+    """Read the jobs in a JSON, CSV or ``.xlsx`` file.
+
+    ``.csv`` and ``.json`` files are read by their suffix, workbooks by their
+    content or suffix; any other file is JSON if it starts with ``[``, else CSV.
+
+    :param path: the jobs file.
+    :return: the jobs, where each came from, the encoding and the format.
+    :raises JobsFileError: the file cannot be read, or is not a table or an
+        array of jobs; the message says where and how to fix it.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise JobsFileError(f"{path}: cannot read it ({error.strerror})") from None
+    empty = f"{path}: the file is empty; it should hold a JSON array of jobs or a table of jobs"
+    if not data.strip():
+        raise JobsFileError(empty)
+    suffix = path.suffix.lower()
+    if data.startswith(_ZIP_MAGIC) or suffix in (".xlsx", ".xlsm"):
+        jobs, origins = _read_xlsx(path, data)
+        return JobsFile(jobs, origins, None, "xlsx")
+    if data.startswith(_OLE_MAGIC) or suffix == ".xls":
+        raise JobsFileError(
+            f"{path}: an old Excel workbook (.xls) cannot be read; in Excel choose File > Save As and pick "
+            '"Excel 통합 문서 (*.xlsx)" or "CSV UTF-8 (쉼표로 분리)"'
+        )
+    text, encoding = _decode(path, data)
+    if not text.strip():
+        raise JobsFileError(empty)
+    if suffix == ".csv" or (suffix != ".json" and not text.lstrip().startswith("[")):
+        jobs, origins = _read_csv(path, text, encoding == _UTF16)
+        return JobsFile(jobs, origins, encoding, "csv")
+    jobs, origins = _read_json(path, text)
+    return JobsFile(jobs, origins, encoding, "json")
+
+
+def _decode(path: Path, data: bytes) -> Tuple[str, str]:
+    """The text and the name of its encoding: a byte-order mark decides,
+    else UTF-8, else cp949."""
+    if data.startswith(codecs.BOM_UTF8):
+        attempts = [("utf-8-sig", _UTF8_BOM)]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        attempts = [("utf-16", _UTF16)]
+    else:
+        attempts = [("utf-8", _UTF8), ("cp949", _CP949)]
+    for codec, label in attempts:
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if "\x00" in text:
+            raise JobsFileError(
+                f"{path}: holds NUL characters, as UTF-16 without its byte-order mark or a binary file does; "
+                f"{_SAVE_AS_CSV}"
+            )
+        return text, label
+    tried = " or ".join(label.split(" (")[0] for _, label in attempts)
+    raise JobsFileError(
+        f"{path}: not text in {tried} (the encodings read are UTF-8, cp949/EUC-KR and UTF-16 with a "
+        f"byte-order mark); {_SAVE_AS_CSV}"
+    )
+
+
+def _read_json(path: Path, text: str) -> Tuple[List[Dict[str, Any]], List[str]]:
+    try:
+        content = json.loads(text)
+    except ValueError as error:
+        raise JobsFileError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(content, list):
+        raise JobsFileError(
+            f"{path}: must be a JSON array of jobs, [{{...}}, ...], not a JSON {type(content).__name__}"
+        )
+    if not content:
+        raise JobsFileError(f"{path}: the array holds no job")
+    return content, [f"item {n}" for n in range(1, len(content) + 1)]
+
+
+def _read_csv(path: Path, text: str, utf16: bool) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """Tab-separated if the header line has tabs and, unless the file is
+    UTF-16 (Excel's tab-separated "유니코드 텍스트"), no more commas than tabs."""
+    header_line = next((line for line in text.splitlines() if line.strip()), "")
+    tabs = header_line.count("\t")
+    delimiter = "\t" if tabs and (utf16 or tabs >= header_line.count(",")) else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows: List[Tuple[str, Sequence[Any]]] = []
+    start = 1
+    try:
+        for row in reader:
+            rows.append((f"line {start}", row))
+            start = reader.line_num + 1
+    except csv.Error as error:
+        raise JobsFileError(f"{path}, line {start}: {error}") from None
+    return _read_table(path, rows)
+
+
+def _read_xlsx(path: Path, data: bytes) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """The first worksheet's rows, numbered as Excel numbers them."""
+    try:
+        openpyxl = importlib.import_module("openpyxl")
+    except ImportError:
+        raise JobsFileError(
+            f'{path}: reading .xlsx needs openpyxl: pip install "aistudios-chromakey[excel]"; '
+            f"or {_SAVE_AS_CSV} and pass the .csv file"
+        ) from None
+    with warnings.catch_warnings():  # about styles and extensions it drops, which we do not read
+        warnings.simplefilter("ignore")
+        try:
+            book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        except Exception as error:  # openpyxl raises zipfile, KeyError, XML and its own errors
+            raise JobsFileError(f"{path}: cannot read it as an Excel workbook ({error}); {_SAVE_AS_CSV}") from None
+        try:
+            if not book.worksheets:
+                raise JobsFileError(f"{path}: the workbook has no worksheet")
+            sheet = book.worksheets[0]
+            sheet.reset_dimensions()  # some programs write a wrong size, which would cut the table short
+            cells = sheet.iter_rows(min_row=1, min_col=1, values_only=True)
+            rows = [(f"row {n}", row) for n, row in enumerate(cells, start=1)]
+        finally:
+            book.close()
+    return _read_table(path, rows)
+
+
+def _read_table(path: Path, rows: _Rows) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """Jobs from a header row and the rows below it."""
+    rows = [(where, cells) for where, cells in rows if not all(_blank(cell) for cell in cells)]
+    if not rows:
+        raise JobsFileError(f"{path}: the file holds no table")
+    (header_where, header_cells), data = rows[0], rows[1:]
+    header = _header(path, header_where, header_cells, data)
+    jobs: List[Dict[str, Any]] = []
+    for where, cells in data:
+        if any(not _blank(cell) for cell in cells[len(header) :]):
+            raise JobsFileError(f"{path}, {where}: {len(cells)} cells but the header names {len(header)} columns")
+        padded = list(cells) + [None] * (len(header) - len(cells))
+        job: Dict[str, Any] = {}
+        for name, cell in zip(header, padded):
+            if name == "text":
+                job[name] = "" if cell is None else _as_text(path, f"{where}, column {name}", cell)
+            elif _blank(cell):
+                if name in REQUIRED_FIELDS:
+                    job[name] = ""  # for the validator to say it must not be empty
+            elif name is not None:
+                job[name] = _value(path, f"{where}, column {name}", name, cell)
+        jobs.append(job)
+    if not jobs:
+        raise JobsFileError(f"{path}: the header is there but no job follows it")
+    return jobs, [where for where, _ in data]
+
+
+def _header(path: Path, where: str, cells: Sequence[Any], data: _Rows) -> List[Optional[str]]:
+    """The column names, canonical where known; ``None`` for an unnamed,
+    empty column (spreadsheets leave those after the table)."""
+    written = ["" if _blank(cell) else _as_text(path, where, cell).strip() for cell in cells]
+    names = [_CANONICAL.get(name.lower(), name) for name in written]
+    missing = [name for name in REQUIRED_FIELDS if name not in names]
+    if missing:
+        found = ", ".join(name for name in written if name) or "none"
+        first_row = ""
+        if not set(names) & set(_CANONICAL.values()) and any(_DATA_LIKE.fullmatch(name) for name in names):
+            first_row = "; the first row must be the header: it looks like a job"
+        raise JobsFileError(
+            f"{path}, {where}: the header lacks the column(s) {', '.join(missing)} (found: {found}); "
+            f"it needs {','.join(REQUIRED_FIELDS)} in any order, then any optional columns{first_row}"
+        )
+    for index, name in enumerate(names):
+        if not name and any(not _blank(row[index]) for _, row in data if index < len(row)):
+            raise JobsFileError(f"{path}, {where}: column {index + 1} holds cells but has no name in the header")
+        if name and names.count(name) > 1:
+            raise JobsFileError(f"{path}, {where}: the header names the column {name!r} more than once")
+    return [name or None for name in names]
+
+
+def _value(path: Path, where: str, name: str, cell: Any) -> Any:
+    """A non-empty cell of a column other than ``text``, as the request wants it."""
+    if name in _NUMBERS:
+        if isinstance(cell, (int, float)) and not isinstance(cell, bool):
+            return cell
+        word = str(cell).strip()
+        try:
+            return float(word) if any(c in word for c in ".eE") else int(word)
+        except ValueError:
+            raise JobsFileError(f"{path}, {where}: {word!r} is not a number") from None
+    if name == "isExport":
+        if isinstance(cell, bool):
+            return cell
+        word = _as_text(path, where, cell).strip()
+        if word.lower() not in _BOOLEANS:
+            raise JobsFileError(f"{path}, {where}: {word!r} is not true or false")
+        return _BOOLEANS[word.lower()]
+    return _as_text(path, where, cell).strip()
+
+
+def _as_text(path: Path, where: str, cell: Any) -> str:
+    """A cell as text: numbers as Excel shows them in General format."""
+    if isinstance(cell, str):
+        return cell
+    if isinstance(cell, bool):
+        return "TRUE" if cell else "FALSE"
+    if isinstance(cell, (int, float)):
+        if abs(cell) >= _EXCEL_DIGITS:
+            raise JobsFileError(
+                f"{path}, {where}: Excel holds {cell!r} as a number and may have rounded it; "
+                "format the column as text (셀 서식 > 텍스트) and type it again"
+            )
+        return str(int(cell)) if isinstance(cell, float) and cell.is_integer() else str(cell)
+    if isinstance(cell, (datetime.date, datetime.time, datetime.timedelta)):
+        raise JobsFileError(
+            f"{path}, {where}: Excel holds a date or time here; format the column as text (셀 서식 > 텍스트) "
+            "and type it again"
+        )
+    return str(cell)
+
+
+def _blank(cell: Any) -> bool:
+    return cell is None or (isinstance(cell, str) and not cell.strip())
