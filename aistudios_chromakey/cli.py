@@ -10,28 +10,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import enum
-import io
-import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from ._version import VERSION
 from .api import export_chromakeys
+from .board import Board, summary
 from .credentials import API_KEY_ENV
 from .errors import AIStudiosError, BatchError, InvalidJob, JournalError
-from .events import ProgressEvent
 from .flows import LEGACY, service_address
-from .jobs import REQUIRED_FIELDS
+from .jobsfile import JobsFileError, read_jobs_file
 from .polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
 
 logger = logging.getLogger("aistudios_chromakey")
@@ -57,92 +53,6 @@ TUTORIAL_JOBS: List[Dict[str, Any]] = [
     {"language": "ko", "text": "안녕하세요, 저는 세번째 작업입니다.", "model": "M000004017", "clothes": "BG00006160"},
 ]
 
-# Columns whose cells are not plain text in the request body.
-_CSV_NUMBERS = ("uppercut",)
-_CSV_BOOLEANS = ("isExport",)
-
-
-# --- reading jobs ----------------------------------------------------------------
-
-
-def read_jobs_file(path: Path) -> Tuple[List[Dict[str, Any]], List[str]]:
-    """The jobs in a JSON array or a CSV file with a header row, and where
-    each came from (``"line 3"``, ``"item 2"``), for error messages. UTF-8,
-    with or without the BOM spreadsheets write."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
-    except UnicodeDecodeError as error:
-        raise UsageError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from None
-    if not text.strip():
-        raise UsageError(f"{path}: the file is empty; it should hold a JSON array of jobs or a CSV table")
-    if path.suffix.lower() == ".csv" or (path.suffix.lower() != ".json" and not text.lstrip().startswith("[")):
-        return _read_csv(path, text)
-    return _read_json(path, text)
-
-
-def _read_json(path: Path, text: str) -> Tuple[List[Dict[str, Any]], List[str]]:
-    try:
-        content = json.loads(text)
-    except ValueError as error:
-        raise UsageError(f"{path}: not valid JSON: {error}") from None
-    if not isinstance(content, list):
-        raise UsageError(f"{path}: must be a JSON array of jobs, [{{...}}, ...], not a JSON {type(content).__name__}")
-    if not content:
-        raise UsageError(f"{path}: the array holds no job")
-    return content, [f"item {n}" for n in range(1, len(content) + 1)]
-
-
-def _read_csv(path: Path, text: str) -> Tuple[List[Dict[str, Any]], List[str]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    rows = [(reader.line_num, row) for row in reader]
-    if not rows:
-        raise UsageError(f"{path}: the file is empty")
-    header_line, header = rows[0]
-    header = [name.strip() for name in header]
-    missing = [name for name in REQUIRED_FIELDS if name not in header]
-    if missing:
-        raise UsageError(
-            f"{path}, line {header_line}: the header lacks the column(s) {', '.join(missing)} "
-            f"(it needs {','.join(REQUIRED_FIELDS)}, then any optional fields)"
-        )
-    if len(set(header)) != len(header) or "" in header:
-        raise UsageError(f"{path}, line {header_line}: the header has an empty or repeated column name")
-    jobs: List[Dict[str, Any]] = []
-    origins: List[str] = []
-    for line, row in rows[1:]:
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) > len(header):
-            raise UsageError(f"{path}, line {line}: {len(row)} cells but the header names {len(header)} columns")
-        job: Dict[str, Any] = {}
-        for name, cell in zip(header, row):
-            if name in REQUIRED_FIELDS:
-                job[name] = cell
-            elif cell.strip():
-                job[name] = _csv_value(path, line, name, cell.strip())
-        jobs.append(job)
-        origins.append(f"line {line}")
-    if not jobs:
-        raise UsageError(f"{path}: the header is there but no job follows it")
-    return jobs, origins
-
-
-def _csv_value(path: Path, line: int, name: str, cell: str) -> Any:
-    if name in _CSV_NUMBERS:
-        try:
-            return float(cell) if any(c in cell for c in ".eE") else int(cell)
-        except ValueError:
-            raise UsageError(f"{path}, line {line}, column {name}: {cell!r} is not a number") from None
-    if name in _CSV_BOOLEANS:
-        if cell.lower() in ("true", "1", "yes"):
-            return True
-        if cell.lower() in ("false", "0", "no"):
-            return False
-        raise UsageError(f"{path}, line {line}, column {name}: {cell!r} is not true or false")
-    return cell
-
 
 def _read_key(options: argparse.Namespace) -> str:
     if options.api_key_file is not None:
@@ -165,87 +75,6 @@ def _read_key(options: argparse.Namespace) -> str:
 # --- showing progress -------------------------------------------------------------
 
 
-class _Board:
-    """Progress on the terminal: one line per job, redrawn in place; plain
-    lines when the output is not a terminal (a log file, CI)."""
-
-    def __init__(self, count: int, stream: TextIO, live: bool, quiet: bool):
-        self.states: List[str] = ["waiting"] * count
-        self.stream = stream
-        self.quiet = quiet
-        rows = shutil.get_terminal_size().lines
-        self.live = live and not quiet and count <= max(rows - 2, 1)
-        self.drawn = 0
-        self.steps: Dict[int, int] = {}
-        self.keys: Dict[int, str] = {}
-        self.files: Dict[int, Tuple[Optional[int], Optional[str]]] = {}
-
-    def __call__(self, event: ProgressEvent) -> None:
-        if event.position is None:
-            return
-        index = event.position - 1
-        if event.project_key:
-            self.keys[event.position] = event.project_key
-        if event.kind == "done":
-            self.files[event.position] = (event.size, event.sha256)
-        key = f" {event.project_key}" if event.project_key else ""
-        if event.kind == "progress":
-            state = f"rendering {event.progress or 0:5.1f}%{key}"
-        elif event.kind == "submitted":
-            state = f"submitted{key}"
-        elif event.kind == "downloading":
-            state = f"downloading{key}"
-        elif event.kind == "done":
-            state = f"done      {event.path}"
-        else:
-            state = f"FAILED    {event.error}".splitlines()[0]
-        self.states[index] = state
-        if self.live:
-            self._redraw()
-        elif not self.quiet and self._worth_a_line(index, event):
-            self.stream.write(f"job {event.position}: {state}\n")
-            self.stream.flush()
-
-    def _worth_a_line(self, index: int, event: ProgressEvent) -> bool:
-        """In plain output, progress only when it passes another tenth."""
-        if event.kind != "progress":
-            return True
-        step = int((event.progress or 0) // 10)
-        if step == self.steps.get(index, -1):
-            return False
-        self.steps[index] = step
-        return True
-
-    def _redraw(self) -> None:
-        width = max(shutil.get_terminal_size().columns - 1, 20)
-        if self.drawn:
-            self.stream.write(f"\x1b[{self.drawn}F")  # back to the first line of the board
-        for number, state in enumerate(self.states, start=1):
-            self.stream.write(f"\x1b[2Kjob {number:>3}: {state}"[: width + 4] + "\n")
-        self.drawn = len(self.states)
-        self.stream.flush()
-
-
-def _summary(board: _Board, paths: Sequence[Optional[Path]], errors: Dict[int, BaseException]) -> str:
-    """The table printed at the end: job, project key, state, file or reason."""
-    rows = []
-    for position in range(1, len(board.states) + 1):
-        path = paths[position - 1] if position - 1 < len(paths) else None
-        key = board.keys.get(position, "-")
-        if position in errors:
-            rows.append((position, key, "failed", str(errors[position]).splitlines()[0]))
-        else:
-            size, sha256 = board.files.get(position, (None, None))
-            detail = f"  ({size} bytes, sha256 {sha256[:16]}…)" if size is not None and sha256 else ""
-            rows.append((position, key, "done", f"{path}{detail}"))
-    width = max([len("project key")] + [len(row[1]) for row in rows])
-    lines = [f"{'job':>4}  {'project key':<{width}}  {'state':<6}  file or reason"]
-    lines += [f"{p:>4}  {k:<{width}}  {state:<6}  {text}" for p, k, state, text in rows]
-    done = sum(1 for p in paths if p is not None)
-    lines.append(f"{done} of {len(board.states)} done" + (f", {len(errors)} failed" if errors else ""))
-    return "\n".join(lines)
-
-
 # --- commands ---------------------------------------------------------------------
 
 
@@ -258,7 +87,7 @@ def _run_batch(
     base_url: Optional[str],
     resume: bool,
 ) -> int:
-    board = _Board(len(jobs), sys.stderr, sys.stderr.isatty() and not options.verbose, options.quiet)
+    board = Board(len(jobs), sys.stderr, sys.stderr.isatty() and not options.verbose, options.quiet)
     errors: Dict[int, BaseException] = {}
     try:
         paths: List[Optional[Path]] = list(
@@ -292,12 +121,16 @@ def _run_batch(
             file=sys.stderr,
         )
         return ExitStatus.INTERRUPTED
-    print(_summary(board, paths, errors))
+    print(summary(board, paths, errors))
     return ExitStatus.FAILED if errors else ExitStatus.OK
 
 
 def _cmd_run(options: argparse.Namespace) -> int:
-    jobs, origins = read_jobs_file(Path(options.jobs_file))
+    try:
+        jobs_file = read_jobs_file(options.jobs_file)
+    except JobsFileError as error:
+        raise UsageError(str(error)) from None
+    jobs, origins = jobs_file.jobs, jobs_file.origins
     key = _read_key(options)
     return _run_batch(jobs, origins, key, options, base_url=options.base_url, resume=not options.no_resume)
 

@@ -42,14 +42,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union
 
-from .api import REQUIRED_FIELDS
+from .flows import FLOWS
+from .jobs import FILENAME_KEY, REQUIRED_FIELDS
 
 __all__ = ["FILENAME_FIELD", "OPTIONAL_FIELDS", "JobsFile", "JobsFileError", "read_jobs_file"]
 
 #: Optional columns in the spelling the service documents: legacy, then V3.
-OPTIONAL_FIELDS = ("locale", "uppercut", "webhook", "isExport", "workspaceId", "resolution", "webhookUrl")
+OPTIONAL_FIELDS = tuple(name for flow in FLOWS.values() for name in flow.optional)
 #: The column naming a job's downloaded video, kept in the job under this key.
-FILENAME_FIELD = "filename"
+FILENAME_FIELD = FILENAME_KEY
 
 _NUMBERS = ("uppercut",)
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}

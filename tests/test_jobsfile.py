@@ -15,8 +15,8 @@ from typing import Any, Dict, List
 
 import pytest
 
-from aistudios_chromakey.api import _FLOWS, REQUIRED_FIELDS
-from aistudios_chromakey.jobsfile import OPTIONAL_FIELDS, JobsFile, JobsFileError, read_jobs_file
+from aistudios_chromakey.jobs import REQUIRED_FIELDS
+from aistudios_chromakey.jobsfile import JobsFile, JobsFileError, read_jobs_file
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "language,text,model,clothes"
@@ -110,10 +110,6 @@ def test_an_origin_is_the_line_where_a_multiline_cell_starts(tmp_path: Path) -> 
     result = _csv(tmp_path, HEADER, 'ko,"한 줄\r\n두 줄",M,B', "ko,셋,M,B")
     assert result.jobs[0]["text"] == "한 줄\r\n두 줄"
     assert result.origins == ["line 2", "line 4"]
-
-
-def test_the_optional_columns_are_the_request_fields_of_both_flows() -> None:
-    assert sorted(OPTIONAL_FIELDS) == sorted({name for flow in _FLOWS.values() for name in flow.optional})
 
 
 # --- encodings ------------------------------------------------------------------
