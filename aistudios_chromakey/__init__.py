@@ -13,7 +13,7 @@ and the :class:`Client` behind them, for scripts that keep one.
 import logging
 
 from ._version import VERSION as __version__  # noqa: N811 (the dunder is the convention)
-from .api import download_video, export_chromakeys, request_export, wait_for_video
+from .api import download_video, export_chromakeys, list_models, request_export, wait_for_video
 from .client import Client
 from .errors import (
     AIStudiosError,
@@ -51,6 +51,7 @@ __all__ = [
     "__version__",
     "download_video",
     "export_chromakeys",
+    "list_models",
     "request_export",
     "wait_for_video",
 ]

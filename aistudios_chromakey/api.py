@@ -22,6 +22,7 @@ from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 import requests
 
 from ._transport import DEFAULT_REQUEST_TIMEOUT, RequestTimeout
+from .catalogue import Model
 from .client import Client
 from .credentials import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV
 from .events import ProgressCallback
@@ -224,6 +225,38 @@ def download_video(
     # stands in, so that nothing in the environment can make this call fail.
     client = client_for(base_url=LEGACY.host, session=session, request_timeout=request_timeout)
     return client.download_video(url, out_dir, filename=filename, project_key=project_key)
+
+
+def list_models(
+    token: Optional[str] = None,
+    *,
+    api: str = "v3",
+    base_url: Optional[str] = None,
+    session: Optional[requests.Session] = None,
+    request_timeout: RequestTimeout = DEFAULT_REQUEST_TIMEOUT,
+    app_id: Optional[str] = None,
+    user_key: Optional[str] = None,
+) -> List[Model]:
+    """The V3 model catalogue: where a job's ``model`` and ``clothes`` IDs
+    come from. (The legacy API documents none: ``ValueError``.)
+
+    :param token: a ready V3 access token; or give ``app_id`` and ``user_key``.
+    :return: each model with its ``id``, ``names`` (``"ko"``, ``"en"``) and
+        ``clothes`` (each with ``id`` and ``names``).
+    :rtype: list[aistudios_chromakey.catalogue.Model]
+    :raises AuthenticationError: no credential, or the service refused it.
+    :raises ServiceError: the catalogue could not be read.
+
+    Usage::
+
+        >>> for model in list_models(app_id=APP_ID, user_key=USER_KEY):
+        ...     print(model.id, model.names.get("en"), [c.id for c in model.clothes])
+    """
+    client = client_for(
+        token, api=api, base_url=base_url, app_id=app_id, user_key=user_key, session=session,
+        request_timeout=request_timeout,
+    )  # fmt: skip
+    return client.models()
 
 
 def export_chromakeys(

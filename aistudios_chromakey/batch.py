@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable, List, Mapping, Optional, Union
 
+from .catalogue import check_jobs_against
 from .download import SavedVideo
 from .errors import (
     AIStudiosError,
@@ -41,14 +42,7 @@ from .events import ProgressCallback, ProgressEvent
 from .jobs import Job, check_jobs
 from .journal import Entry, JobState, Journal, open_journal
 from .names import check_template, from_template, safe_filename
-from .polling import (
-    DEFAULT_POLL_INTERVAL,
-    DEFAULT_RENDER_TIMEOUT,
-    PollClock,
-    check_timing,
-    progress_event,
-    render_timeout,
-)
+from .polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT, Watch, check_timing
 
 if TYPE_CHECKING:
     from .client import Client
@@ -69,10 +63,9 @@ class _Task:
     job: Job
     fingerprint: str
     project_key: Optional[str] = None
-    clock: Optional[PollClock] = None
-    deadline: Optional[float] = None
+    watch: Optional[Watch] = None
     next_poll: float = 0.0
-    progress: float = 0.0
+    recheck: bool = False  # an earlier run saw it fail: export anew if it still does
     saved: Optional[SavedVideo] = None
     error: Optional[AIStudiosError] = None
     rate_limits: int = 0
@@ -128,6 +121,8 @@ def run_batch(
         check_template(filename_template)
     folder = Path(out_dir)
     check_folder(folder)
+    if client.flow.mints_tokens:
+        check_catalogue(client, checked)
     tasks = [_Task(job, f) for job, f in zip(checked, fingerprints(checked, client.flow.name, client.base_url))]
     settings = _Settings(folder, poll_interval, timeout, on_progress, filename_template)
     with open_journal(folder, keep=resume) as journal:
@@ -149,6 +144,18 @@ def run_batch(
     if failures:
         raise BatchError(failures, paths)
     return [path for path in paths if path is not None]
+
+
+def check_catalogue(client: Client, jobs: List[Job]) -> None:
+    """V3: every job's model and clothes must be in the service's catalogue,
+    checked before anything is paid for. A catalogue that cannot be read is
+    no reason to stop: the service will judge the jobs itself."""
+    try:
+        models = client.models()
+    except ServiceError as error:
+        logger.warning("the model catalogue could not be read (%s); the jobs' IDs are not checked", error)
+        return
+    check_jobs_against(jobs, models)
 
 
 #: Free space the output folder must have before anything is paid for: room for a video.
@@ -182,11 +189,11 @@ class _Scheduler:
         self.client = client
         self.journal = journal
         self.settings = settings
-        self.rendering: List[Any] = []  # a heap of (next poll, position, task)
+        self.waiting: Deque[_Task] = deque()  # never accepted: to export
+        self.rendering: List[Any] = []  # accepted: a heap of (next poll, position, task)
         self.accepted = 0  # exports accepted in this run
 
     def run(self, tasks: List[_Task], concurrency: int) -> None:
-        waiting: Deque[_Task] = deque()
         for task in tasks:
             if self.recall(task):
                 continue
@@ -194,19 +201,20 @@ class _Scheduler:
                 logger.info("job %d: resuming project %s from the journal", task.position, task.project_key)
                 self.start_polling(task)
             else:
-                waiting.append(task)
+                self.waiting.append(task)
         # Renders resumed from the journal are already running; new exports
         # only fill the slots that are left.
-        while waiting or self.rendering:
-            while waiting and len(self.rendering) < concurrency:
+        while self.waiting or self.rendering:
+            while self.waiting and len(self.rendering) < concurrency:
                 self.hold(0.0)
-                task = waiting.popleft()
+                task = self.waiting.popleft()
                 if self.export(task) == "again":
-                    waiting.appendleft(task)  # rate limited: the same job goes first after the pause
+                    self.waiting.appendleft(task)  # rate limited: the same job goes first after the pause
                     break
             if self.rendering:
                 _, _, task = heapq.heappop(self.rendering)
-                self.hold(task.next_poll, task.deadline)
+                assert task.watch is not None
+                self.hold(task.next_poll, task.watch.deadline)
                 self.poll(task)
 
     def emit(self, kind: str, task: _Task, **fields: Any) -> None:
@@ -246,7 +254,11 @@ class _Scheduler:
     def recall(self, task: _Task) -> bool:
         """Take what the journal knows of this job; True when nothing is left to do."""
         entry = self.journal.get(task.fingerprint)
-        if entry is None or entry.state is JobState.FAILED:
+        if entry is None:
+            return False
+        if entry.state is JobState.FAILED:
+            # Its render was seen to fail; ask once more before paying for a new one.
+            task.project_key, task.recheck = entry.project_key, entry.project_key is not None
             return False
         if entry.state is JobState.DONE and entry.file and self.intact(entry):
             path = self.settings.folder / entry.file
@@ -311,14 +323,15 @@ class _Scheduler:
         return "accepted"
 
     def start_polling(self, task: _Task) -> None:
+        assert task.project_key is not None
         now = time.monotonic()
-        task.clock = PollClock(self.settings.poll_interval, now)
-        task.deadline = None if self.settings.timeout is None else now + self.settings.timeout
+        task.watch = Watch(task.project_key, self.settings.poll_interval, self.settings.timeout, now)
         self.schedule(task, now)
 
     def schedule(self, task: _Task, when: float) -> None:
-        if task.deadline is not None:
-            when = min(when, task.deadline)
+        assert task.watch is not None
+        if task.watch.deadline is not None:
+            when = min(when, task.watch.deadline)
         task.next_poll = when
         heapq.heappush(self.rendering, (when, task.position, task))
 
@@ -333,17 +346,24 @@ class _Scheduler:
             self.step(task)
         except (AuthenticationError, JournalError):
             raise
+        except RenderFailed as error:
+            if task.recheck:
+                logger.info("job %d: project %s still failed; exporting it anew", task.position, task.project_key)
+                task.project_key, task.recheck = None, False
+                self.waiting.append(task)
+                return
+            self.journal.put(task.fingerprint, Entry(task.position, JobState.FAILED, task.project_key))
+            self.fail(task, error)
         except AIStudiosError as error:
-            if isinstance(error, RenderFailed):
-                self.journal.put(task.fingerprint, Entry(task.position, JobState.FAILED, task.project_key))
             self.fail(task, error)
 
     def step(self, task: _Task) -> None:
-        assert task.project_key is not None and task.clock is not None
+        watch = task.watch
+        assert task.project_key is not None and watch is not None
         now = time.monotonic()
-        if task.deadline is not None and now >= task.deadline:
-            who = f"job {task.position}: "
-            raise render_timeout(task.project_key, self.settings.timeout, task.progress, who)
+        expired = watch.expired(now, f"job {task.position}: ")
+        if expired is not None:
+            raise expired
         if self.client.pause.until > now:  # woken by its deadline inside a rate-limit pause
             self.schedule(task, self.client.pause.until)
             return
@@ -353,11 +373,16 @@ class _Scheduler:
             self.rate_limited(task, error)
             self.schedule(task, self.client.pause.until)
             return
-        task.progress = progress.progress
+        except RenderFailed as error:
+            wait = watch.failed(error, time.monotonic())  # raises once the failure persists
+            logger.warning("job %d: %s; looking again in %.1f s", task.position, error, wait)
+            self.schedule(task, time.monotonic() + wait)
+            return
+        task.recheck = False
         if self.settings.on_progress is not None:
-            self.settings.on_progress(progress_event(task.project_key, progress, task.clock, task.position))
+            self.settings.on_progress(watch.event(progress, task.position))
         if not progress.done:
-            self.schedule(task, now + task.clock.next_wait(time.monotonic(), progress.progress))
+            self.schedule(task, now + watch.answered(progress, time.monotonic()))
             return
         assert progress.address is not None
         self.download(task, progress.address)

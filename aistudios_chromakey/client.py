@@ -41,6 +41,7 @@ from .answers import (
     state_in,
 )
 from .batch import run_batch
+from .catalogue import Model, parse_catalogue
 from .credentials import Credentials
 from .errors import (
     AuthenticationError,
@@ -51,17 +52,15 @@ from .errors import (
     ServiceError,
 )
 from .events import ProgressCallback
-from .flows import TOKEN_PATH, flow_named, service_address
+from .flows import AUTH_PATH, MODEL_PATH, TOKEN_PATH, flow_named, service_address
 from .jobs import Job, check_job
 from .names import check_filename, safe_filename
 from .polling import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_RENDER_TIMEOUT,
-    PollClock,
     RatePause,
+    Watch,
     check_timing,
-    progress_event,
-    render_timeout,
 )
 
 logger = logging.getLogger("aistudios_chromakey")
@@ -111,6 +110,7 @@ class Client:
         self.credentials = Credentials(self.flow, token, app_id, user_key)
         #: When the service rate-limits any request, no request of this client goes before this ends.
         self.pause = RatePause()
+        self._models: Optional[List[Model]] = None
         self._api = api_session(session)
         self._storage = storage_session(session)
 
@@ -244,25 +244,18 @@ class Client:
         """Ask a render's progress once; :class:`RenderFailed` when the
         service says it failed or does not know it."""
         what = f"progress of project {project_key}"
-        path = self.flow.progress_path + quote(project_key, safe="")
-        for retry in (True, False):
-            try:
-                response = self._send("GET", path)
-                answer = self._answer(response, what)
-            except requests.RequestException as error:
-                raise ServiceError(
-                    f"{what}: the service could not be reached ({type(error).__name__}); try again later"
-                ) from None
-            if not self._refused(answer, what, retry):
-                break
-        refuse_errors(answer, what, self.credentials.kind)
+        answer = self._get(self.flow.progress_path + quote(project_key, safe=""), what)
         if answer.status == 404:
             raise RenderFailed(f"{what}: the service does not know this project ({answer.detail})")
-        if answer.status >= 400 or not isinstance(answer.body, Mapping):
+        if answer.status >= 400:
             raise ServiceError(f"{what}: unexpected answer ({answer.detail})", status=answer.status)
-        if answer.body.get("success") is False:
-            raise RenderFailed(f"{what}: the render failed ({answer.detail})")
-        data = answer.data
+        body = answer.body if isinstance(answer.body, Mapping) else {}
+        data = body.get("data")
+        if body.get("success") is not True or not isinstance(data, Mapping):
+            # Anything but an object that says success: true is not a success,
+            # least of all a "false" written as a string beside an address.
+            reason = "the render failed" if body.get("success") is False else "the service did not report success"
+            raise RenderFailed(f"{what}: {reason} ({answer.detail})")
         progress = Progress(progress_in(data, what, self.redact), address_in(data, what, self.redact), state_in(data))
         logger.debug(
             "project %s: progress %s%s, address %s",
@@ -286,10 +279,7 @@ class Client:
         if not isinstance(project_key, str) or not project_key.strip():
             raise ValueError(f"project_key must be a non-empty string, not {project_key!r}")
         check_timing(poll_interval, timeout)
-        started = time.monotonic()
-        deadline = None if timeout is None else started + timeout
-        clock = PollClock(poll_interval, started)
-        progress = Progress(0.0)
+        watch = Watch(project_key, poll_interval, timeout, time.monotonic())
         while True:
             limited: Optional[RateLimited] = None
             try:
@@ -297,21 +287,22 @@ class Client:
             except RateLimited as error:
                 limited, pause = error, self.pause.extend(error)
                 logger.warning("project %s: rate limited; polling again in %g s", project_key, pause)
+            except RenderFailed as error:
+                pause = watch.failed(error, time.monotonic())
+                logger.warning("%s; looking again in %.1f s", error, pause)
             else:
                 if on_progress is not None:
-                    on_progress(progress_event(project_key, progress, clock))
+                    on_progress(watch.event(progress))
                 if progress.done:
                     assert progress.address is not None
                     return progress.address
-                pause = clock.next_wait(time.monotonic(), progress.progress)
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    if limited is not None:
-                        raise limited
-                    raise render_timeout(project_key, timeout, progress.progress)
-                pause = min(pause, left)
-            time.sleep(pause)
+                pause = watch.answered(progress, time.monotonic())
+            expired = watch.expired(time.monotonic())
+            if expired is not None:
+                raise limited or expired
+            if watch.deadline is not None:
+                pause = min(pause, watch.deadline - time.monotonic())
+            time.sleep(max(pause, 0.0))
 
     def download_video(
         self,
@@ -332,6 +323,52 @@ class Client:
         """Download ``url`` into ``folder`` as ``name`` (or a free variant of
         it), with its size and SHA-256."""
         return download.save_video(self._storage, url, folder, name, self.request_timeout)
+
+    def models(self) -> List[Model]:
+        """The V3 model catalogue: each model's ID, names and clothes (the IDs
+        a job's ``model`` and ``clothes`` take). Asked once per client."""
+        if not self.flow.mints_tokens:
+            raise ValueError(
+                "the legacy API documents no model catalogue: use the model and clothes IDs of your "
+                "AI STUDIOS account, or api='v3'"
+            )
+        if self._models is None:
+            answer = self._get(MODEL_PATH, "the model catalogue")
+            if answer.status == 404 or (isinstance(answer.body, Mapping) and answer.body.get("success") is False):
+                raise ServiceError(f"the model catalogue: not available ({answer.detail})", status=answer.status)
+            self._models = parse_catalogue(answer.body)
+        return list(self._models)
+
+    def verify_credentials(self) -> Optional[bool]:
+        """Whether the service accepts this client's credential, sending no
+        export: True or False on V3 (a token is minted from an AppId and a
+        UserKey, then checked); ``None`` on the legacy flow, which documents
+        no way to check a key but an export."""
+        self.credentials.resolve()
+        if not self.flow.mints_tokens:
+            return None
+        try:
+            answer = self._get(AUTH_PATH, "checking the credential")
+        except AuthenticationError:
+            return False
+        if isinstance(answer.body, Mapping) and isinstance(answer.body.get("isAuthenticated"), bool):
+            return bool(answer.body["isAuthenticated"])
+        data = answer.data
+        return bool(data.get("isAuthenticated")) if isinstance(data.get("isAuthenticated"), bool) else answer.ok
+
+    def _get(self, path: str, what: str) -> Answer:
+        """A GET of the API host (tried again with a fresh token once)."""
+        for retry in (True, False):
+            try:
+                answer = self._answer(self._send("GET", path), what)
+            except requests.RequestException as error:
+                raise ServiceError(
+                    f"{what}: the service could not be reached ({type(error).__name__}); try again later"
+                ) from None
+            if not self._refused(answer, what, retry):
+                break
+        refuse_errors(answer, what, self.credentials.kind)
+        return answer
 
     def export_chromakeys(self, jobs: Iterable[Mapping[str, Any]], **options: Any) -> List[Path]:
         """Export every job and download its video; see

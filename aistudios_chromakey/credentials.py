@@ -46,6 +46,7 @@ class Credentials:
         self._resolved = False
         #: The minted token's end, by its own ``exp`` claim (``None``: unknown).
         self.expires: Optional[float] = None
+        self._margin = 0.0
 
     def __repr__(self) -> str:
         return f"<Credentials {self.kind}>"
@@ -93,7 +94,7 @@ class Credentials:
         """The value of the ``Authorization`` header, if there is one yet
         (a minted token is ``None`` until minted and after it expired)."""
         self.resolve()
-        if self.mints and self.expires is not None and time.time() >= self.expires - _EXPIRY_MARGIN:
+        if self.mints and self.expires is not None and time.time() >= self.expires - self._margin:
             return None
         return self._token
 
@@ -106,6 +107,9 @@ class Credentials:
         """Keep a freshly minted token."""
         self._token = _checked(token, "minted access token", None, None)
         self.expires = token_expiry(token)
+        lifetime = (self.expires - time.time()) if self.expires is not None else 0.0
+        # Renew a little before the end, never so early that a short-lived token is renewed at every call.
+        self._margin = min(_EXPIRY_MARGIN, max(lifetime, 0.0) / 10)
 
     def forget_token(self) -> bool:
         """The service refused the token: drop it if it can be minted again."""

@@ -62,6 +62,8 @@ FLOWS: Mapping[str, Flow] = {"legacy": LEGACY, "v3": V3}
 
 #: V3: where an access token is minted from an AppId and a UserKey.
 TOKEN_PATH = "/api/odin/v3/auth/token"
+#: V3: whether a token is accepted (``{"isAuthenticated": bool}``).
+AUTH_PATH = "/api/odin/v3/auth"
 #: V3: the model catalogue (model and clothes IDs).
 MODEL_PATH = "/api/odin/v3/model"
 

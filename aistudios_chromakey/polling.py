@@ -13,7 +13,7 @@ import time
 from typing import Optional, Tuple
 
 from .answers import Progress
-from .errors import RateLimited, RenderTimeout
+from .errors import RateLimited, RenderFailed, RenderTimeout
 from .events import ProgressEvent
 from .jobs import is_number
 
@@ -64,6 +64,76 @@ class PollClock:
         if self.rate is None or self.rate <= 0:
             return None
         return max(0.0, (100 - progress) / self.rate)
+
+
+#: A render counts as failed only once the service has said so this many
+#: times in a row, over at least this many seconds: one such answer may be
+#: a hiccup (an expired token answered with HTTP 200, a restarting node), and
+#: giving up on it would pay for the render twice when the batch is re-run.
+FAILED_ANSWERS = 3
+FAILED_SECONDS = 10.0
+
+
+class FailureWatch:
+    """Whether a render's failure persists, and when to ask again meanwhile."""
+
+    def __init__(self) -> None:
+        self.first: Optional[float] = None
+        self.count = 0
+
+    def clear(self) -> None:
+        """A good answer came: any failure seen so far was a hiccup."""
+        self.first, self.count = None, 0
+
+    def persists(self, now: float) -> bool:
+        """Note one failed answer at ``now``; True once the failure persists."""
+        if self.first is None:
+            self.first = now
+        self.count += 1
+        return self.count >= FAILED_ANSWERS and now - self.first >= FAILED_SECONDS
+
+    def next_wait(self, now: float) -> float:
+        """Seconds until the next look at a render that said it failed."""
+        assert self.first is not None
+        spread = FAILED_SECONDS / max(FAILED_ANSWERS - 1, 1)
+        if self.count >= FAILED_ANSWERS:
+            return max(0.0, self.first + FAILED_SECONDS - now)
+        return spread
+
+
+class Watch:
+    """One render being waited for: when to poll it next, whether its
+    failure persists, and its deadline."""
+
+    def __init__(self, project_key: str, interval: Optional[float], timeout: Optional[float], now: float):
+        self.project_key = project_key
+        self.clock = PollClock(interval, now)
+        self.failures = FailureWatch()
+        self.timeout = timeout
+        self.deadline = None if timeout is None else now + timeout
+        self.progress = 0.0
+
+    def answered(self, progress: Progress, now: float) -> float:
+        """A good answer: seconds until the next poll."""
+        self.failures.clear()
+        self.progress = progress.progress
+        return self.clock.next_wait(now, progress.progress)
+
+    def failed(self, error: RenderFailed, now: float) -> float:
+        """The service said the render failed: ``error`` once that persists,
+        else seconds until the next look."""
+        if self.failures.persists(now):
+            raise error
+        return self.failures.next_wait(now)
+
+    def expired(self, now: float, who: str = "") -> Optional[RenderTimeout]:
+        """The timeout error, once the deadline has passed."""
+        if self.deadline is None or now < self.deadline:
+            return None
+        return render_timeout(self.project_key, self.timeout, self.progress, who)
+
+    def event(self, progress: Progress, position: Optional[int] = None) -> ProgressEvent:
+        return progress_event(self.project_key, progress, self.clock, position)
 
 
 # A rate-limited request waits this long when the service names no time.

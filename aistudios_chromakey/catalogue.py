@@ -1,0 +1,88 @@
+"""The V3 model catalogue: where the ``model`` and ``clothes`` IDs a job
+needs come from, and the check of a batch against it before anything is
+paid for. (The legacy API documents no catalogue.)"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
+
+from .errors import InvalidJob, ServiceError
+from .jobs import Job
+
+
+@dataclass(frozen=True)
+class Clothes:
+    """Clothes a model can wear: its ID for a job's ``clothes``, and its
+    names by language (``"ko"``, ``"en"``)."""
+
+    id: str
+    names: Dict[str, str]
+
+
+@dataclass(frozen=True)
+class Model:
+    """An AI model: its ID for a job's ``model``, its names by language,
+    and the clothes it can wear."""
+
+    id: str
+    names: Dict[str, str]
+    clothes: Tuple[Clothes, ...]
+
+
+def parse_catalogue(body: Any) -> List[Model]:
+    """The models of a catalogue answer: ``{"models": [...]}``, bare or in
+    the usual ``{"success": true, "data": {...}}`` envelope."""
+    data = body.get("data", body) if isinstance(body, Mapping) else None
+    models = data.get("models") if isinstance(data, Mapping) else data
+    if not isinstance(models, list):
+        raise ServiceError("the model catalogue's answer holds no list of models")
+    result = []
+    for model in models:
+        if not isinstance(model, Mapping) or not isinstance(model.get("id"), str):
+            continue  # one odd entry does not hide the others
+        clothes = tuple(
+            Clothes(item["id"], _names(item))
+            for item in model.get("clothes") or []
+            if isinstance(item, Mapping) and isinstance(item.get("id"), str)
+        )
+        result.append(Model(model["id"], _names(model), clothes))
+    return result
+
+
+def _names(entry: Mapping[str, Any]) -> Dict[str, str]:
+    label = entry.get("label")
+    if not isinstance(label, Mapping):
+        return {}
+    return {str(language): str(name) for language, name in label.items() if isinstance(name, (str, int, float))}
+
+
+def check_jobs_against(jobs: Sequence[Job], models: Sequence[Model]) -> None:
+    """Every job's ``model`` and ``clothes`` must be in the catalogue (the
+    clothes among that model's); :class:`InvalidJob` suggests the nearest ID."""
+    by_id = {model.id: model for model in models}
+    for job in jobs:
+        model = by_id.get(job.body["model"].strip())
+        if model is None:
+            raise InvalidJob(_unknown(job.body["model"], list(by_id), "model"), position=job.position, field="model")
+        clothes = [item.id for item in model.clothes]
+        if job.body["clothes"].strip() not in clothes:
+            raise InvalidJob(
+                _unknown(job.body["clothes"], clothes, f"clothes of model {model.id}"),
+                position=job.position,
+                field="clothes",
+            )
+
+
+def _unknown(value: str, known: List[str], what: str) -> str:
+    close = difflib.get_close_matches(value.strip(), known, n=1, cutoff=0.5)
+    if close:
+        hint = f"did you mean {close[0]!r}?"
+    else:
+        shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
+        hint = f"known: {shown}" if known else "the catalogue lists none"
+    return (
+        f"{value!r} is not in the service's model catalogue as one of the {what} ({hint}); "
+        "see `aistudios-chromakey models`"
+    )
