@@ -1,19 +1,23 @@
-"""The HTTP sessions behind a client, and where each kind of failure is
-tried again.
+"""The HTTP sessions behind a client, the wall-clock bound of every
+request, and where each kind of failure is tried again.
 
 Every retry of the library is listed here, each kind of failure in one
 place, each with a bound:
 
-* **API requests** (``Retry`` below, mounted on the API session): a
-  connection that could not be opened is tried again, for any request; a
-  progress poll, a token or the catalogue (``GET``) is also tried again
-  after a read error or an HTTP 5xx; any request after an HTTP 429 that
-  asks for a short wait (``Retry-After`` up to 5 s, twice). At most 6
-  attempts per request. The export (``POST``, a paid render) is resent only
-  when it certainly did not arrive: no connection, or HTTP 429; a timeout, a
-  reset or a 5xx after the body was sent is reported, never resent.
-* **A longer rate limit** (HTTP 429 beyond those): the client's shared pause
-  (``Client.pause``); the batch gives a job at most 5 of them.
+* **Connections and server errors** (``Retry`` below, mounted on the API
+  session): a connection that could not be opened is tried again, for any
+  request; a progress poll, the catalogue or the token check (``GET``) is
+  also tried again after a read error or an HTTP 5xx. At most 6 attempts per
+  request. A ``POST`` (the export, a paid render; minting a token) is resent
+  only when the connection was never established: a timeout, a reset or a
+  5xx after the body was sent may hide an accepted render.
+* **A refused access token** (HTTP 401 on V3 with minted tokens) and **a
+  short rate limit** (HTTP 429 asking for at most
+  ``polling.IN_REQUEST_WAIT_MAX`` seconds): the client's exchange with the
+  API (``client.py``), once for the first, twice for the second; a 429
+  proves the request was not taken, so even an export is sent again.
+* **A longer rate limit**: the client's shared pause (``Client.pause``); the
+  batch gives a job at most 5 of them.
 * **Downloads** (``download.py``): the storage session retries nothing
   itself; the download's own loop makes at most 5 attempts, each resuming
   where the last stopped.
@@ -23,16 +27,21 @@ place, each with a bound:
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import heapq
 import inspect
 import math
 import random
 import socket
+import threading
 import time
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.util.retry import Retry
 
@@ -41,24 +50,20 @@ DEFAULT_REQUEST_TIMEOUT: Tuple[float, float] = (10.0, 60.0)
 
 RequestTimeout = Union[float, Tuple[float, float]]
 
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_POST_RETRY_STATUSES = frozenset({429, 503})
+_RETRY_STATUSES = frozenset({500, 502, 503, 504})
 _RETRY_AFTER_MAX = 120.0
-# Inside one request: at most this many 429s waited out, this long each.
-_IN_REQUEST_429S = 2
-_IN_REQUEST_WAIT_MAX = 5.0
+#: Seconds before the first retry of a request; each next one waits twice as long.
+BACKOFF_FACTOR = 0.25
 _BACKOFF_MAX = 30
 
 
 class _Retry(Retry):
-    """urllib3's ``Retry`` with our POST rule, jitter and a cap on
-    ``Retry-After``, written so that it works on urllib3 1.26 and 2.x alike."""
+    """urllib3's ``Retry`` with our POST rule and jitter, written so that it
+    works on urllib3 1.26 and 2.x alike."""
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        if status_code == 429 and sum(entry.status == 429 for entry in self.history) >= _IN_REQUEST_429S:
-            return False  # a longer rate limit is the caller's to wait out (RateLimited)
         if method.upper() == "POST":
-            return bool(self.total) and status_code in _POST_RETRY_STATUSES
+            return False  # an answer came: the body was sent, and may have been taken
         return super().is_retry(method, status_code, has_retry_after)
 
     def get_backoff_time(self) -> float:
@@ -69,12 +74,6 @@ class _Retry(Retry):
 
     # urllib3 1.26 reads this class attribute; 2.x takes backoff_max below.
     DEFAULT_BACKOFF_MAX = _BACKOFF_MAX
-
-    def get_retry_after(self, response: Any) -> Optional[float]:
-        # Inside one request, wait briefly; a longer pause is the caller's to
-        # take, where deadlines and the rest of the batch are known.
-        seconds = retry_after_seconds(response.headers.get("Retry-After"))
-        return None if seconds is None else min(seconds, _IN_REQUEST_WAIT_MAX)
 
 
 def retry_after_seconds(value: Optional[str]) -> Optional[float]:
@@ -107,14 +106,146 @@ def _api_retry() -> Retry:
         read=4,
         status=5,
         other=0,
-        backoff_factor=0.25,
+        backoff_factor=BACKOFF_FACTOR,
         status_forcelist=_RETRY_STATUSES,
         allowed_methods=frozenset({"GET", "HEAD"}),
         raise_on_status=False,
-        respect_retry_after_header=True,
+        respect_retry_after_header=False,
         redirect=0,
         **options,
     )
+
+
+# --- a wall-clock bound for every request ------------------------------------
+#
+# requests bounds each read of the socket, not a request: an answer that
+# trickles in a byte a second never times out. A guard gives one request a
+# deadline; the connection a request goes out on registers itself with the
+# guard of its thread, and one watchdog thread shuts that connection's socket
+# down when the deadline passes, which ends any read in progress.
+
+
+class Guard:
+    """The wall-clock deadline of one request (see :func:`guarded`)."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.connection: Any = None
+        self.fired = False
+        self.done = False
+
+    def extend(self, seconds: float) -> None:
+        """Move the deadline to ``seconds`` from now, if that is later (a download making progress)."""
+        self.deadline = max(self.deadline, time.monotonic() + seconds)
+
+
+class _Watchdog:
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._guards: List[Tuple[float, int, Guard]] = []
+        self._thread: Optional[threading.Thread] = None
+
+    def watch(self, guard: Guard) -> None:
+        with self._wake:
+            heapq.heappush(self._guards, (guard.deadline, id(guard), guard))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="aistudios-chromakey watchdog", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                if not self._guards:
+                    self._wake.wait()
+                    continue
+                deadline, key, guard = self._guards[0]
+                now = time.monotonic()
+                if guard.done:
+                    heapq.heappop(self._guards)
+                elif guard.deadline > deadline:  # extended since: look again then
+                    heapq.heapreplace(self._guards, (guard.deadline, key, guard))
+                elif now >= deadline:
+                    heapq.heappop(self._guards)
+                    _cut(guard)
+                else:
+                    self._wake.wait(deadline - now)
+
+
+def _cut(guard: Guard) -> None:
+    sock = getattr(guard.connection, "sock", None)
+    guard.fired = True
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+_watchdog = _Watchdog()
+_current = threading.local()
+
+
+@contextlib.contextmanager
+def guarded(seconds: float) -> Iterator[Guard]:
+    """Bound what happens inside (one request, its answer read) to
+    ``seconds`` of wall-clock time; past it, the connection is cut and the
+    read in progress fails. ``guard.fired`` then tells why."""
+    guard = Guard(time.monotonic() + max(seconds, 0.0))
+    _current.guard = guard
+    _watchdog.watch(guard)
+    try:
+        yield guard
+    finally:
+        guard.done = True
+        _current.guard = None
+
+
+class _Registers:
+    """A connection that tells its thread's guard it carries the request."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        guard = getattr(_current, "guard", None)
+        if guard is not None:
+            guard.connection = self
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPConnection(_Registers, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Registers, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_GUARDED_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter, with connections a guard can cut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _GUARDED_POOLS
+
+    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(*args, **kwargs)
+        manager.pool_classes_by_scheme = _GUARDED_POOLS
+        return manager
+
+
+def request_seconds(request_timeout: RequestTimeout) -> float:
+    """The wall-clock bound of one API request: the time to connect plus the
+    time to wait for the answer."""
+    parts = request_timeout if isinstance(request_timeout, tuple) else (request_timeout, request_timeout)
+    return float(sum(parts))
 
 
 def _session(settings_from: Optional[requests.Session], adapter: HTTPAdapter) -> requests.Session:
@@ -141,13 +272,13 @@ def api_session(settings_from: Optional[requests.Session] = None) -> requests.Se
     ``Authorization`` header (the credential is added to each API request
     alone, so that no other host ever receives it from us).
     """
-    return _session(settings_from, HTTPAdapter(max_retries=_api_retry()))
+    return _session(settings_from, _Adapter(max_retries=_api_retry()))
 
 
 def storage_session(settings_from: Optional[requests.Session] = None) -> requests.Session:
     """A session for the storage host: the caller's settings as above, no
     credential ever, and no retries of its own (the download's loop has them)."""
-    return _session(settings_from, HTTPAdapter(max_retries=0))
+    return _session(settings_from, _Adapter(max_retries=0))
 
 
 def certainly_not_sent(error: requests.RequestException) -> bool:

@@ -368,7 +368,7 @@ class _Scheduler:
             self.schedule(task, self.client.pause.until)
             return
         try:
-            progress = self.client.poll(task.project_key)
+            progress = self.client.poll(task.project_key, limit=watch.seconds_left(now))
         except RateLimited as error:
             self.rate_limited(task, error)
             self.schedule(task, self.client.pause.until)

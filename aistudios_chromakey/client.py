@@ -10,6 +10,7 @@ whole batch; the package's plain functions are thin wrappers over one.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -18,13 +19,15 @@ from urllib.parse import quote
 
 import requests
 
-from . import download
+from . import download, polling
 from ._transport import (
     DEFAULT_REQUEST_TIMEOUT,
     RequestTimeout,
     api_session,
     certainly_not_sent,
     check_request_timeout,
+    guarded,
+    request_seconds,
     storage_session,
     unreachable_reason,
 )
@@ -134,43 +137,75 @@ class Client:
 
     # --- talking to the API host ---------------------------------------------
 
-    def _send(self, method: str, path: str, body: Optional[Mapping[str, Any]] = None) -> requests.Response:
+    def _exchange(
+        self, method: str, path: str, what: str, body: Optional[Mapping[str, Any]] = None, limit: float = math.inf
+    ) -> Answer:
+        """One exchange with the API host, each request bound in wall-clock
+        time (at most ``limit`` seconds from now): a refused minted token is
+        minted again once, a short rate limit waited out twice at most. The
+        network's exceptions come through: only the caller knows whether a
+        lost answer may hide a paid render."""
+        reminted = waits = 0
+        while True:
+            answer = self._request(method, path, what, body, limit)
+            if answer.status == 401 and not reminted and path != TOKEN_PATH and self.credentials.forget_token():
+                logger.info("%s: the access token was refused; minting a new one", what)
+                reminted += 1
+                continue
+            wait = answer.retry_after if answer.retry_after is not None else 1.0
+            if (
+                answer.status == 429
+                and waits < polling.IN_REQUEST_429S
+                and wait <= min(polling.IN_REQUEST_WAIT_MAX, limit)
+            ):
+                logger.info("%s: rate limited; asking again in %g s", what, wait)
+                waits += 1
+                time.sleep(wait)
+                continue
+            return answer
+
+    def _request(self, method: str, path: str, what: str, body: Optional[Mapping[str, Any]], limit: float) -> Answer:
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": _USER_AGENT}
         if path != TOKEN_PATH:
             headers["Authorization"] = self._authorization()
-        return self._api.request(
-            method,
-            self.base_url + path,
-            json=body,
-            headers=headers,
-            timeout=self.request_timeout,
-            allow_redirects=False,  # a credential never follows a redirect
-            stream=True,  # answers are read within a bound (answers.py)
-        )
-
-    def _answer(self, response: requests.Response, what: str) -> Answer:
-        with response:
-            if 300 <= response.status_code < 400:
-                location = self.redact(response.headers.get("Location", "?"))
-                raise ServiceError(
-                    f"{what}: redirected to {location}; check base_url (the service may have moved: "
-                    f"give its new address as base_url= or --base-url)",
-                    status=response.status_code,
+        seconds = min(request_seconds(self.request_timeout), limit)
+        with guarded(seconds) as guard:
+            try:
+                response = self._api.request(
+                    method,
+                    self.base_url + path,
+                    json=body,
+                    headers=headers,
+                    timeout=self.request_timeout,
+                    allow_redirects=False,  # a credential never follows a redirect
+                    stream=True,  # answers are read within a bound (answers.py)
                 )
-            return read_answer(response, self.redact)
+                with response:
+                    return self._read(response, what)
+            except requests.RequestException:
+                if guard.fired:
+                    raise requests.Timeout(f"no complete answer within {seconds:g} s") from None
+                raise
+
+    def _read(self, response: requests.Response, what: str) -> Answer:
+        if 300 <= response.status_code < 400:
+            location = self.redact(response.headers.get("Location", "?"))
+            raise ServiceError(
+                f"{what}: redirected to {location}; check base_url (the service may have moved: "
+                f"give its new address as base_url= or --base-url)",
+                status=response.status_code,
+            )
+        return read_answer(response, self.redact)
 
     def _authorization(self) -> str:
-        credentials = self.credentials
-        token = credentials.token
-        if token is None:
-            token = self._mint()
-        return token
+        token = self.credentials.token
+        return token if token is not None else self._mint()
 
     def _mint(self) -> str:
         """Mint a V3 access token from the AppId and the UserKey."""
         what = "minting an access token"
         try:
-            answer = self._answer(self._send("POST", TOKEN_PATH, self.credentials.minting_body()), what)
+            answer = self._exchange("POST", TOKEN_PATH, what, self.credentials.minting_body())
         except requests.RequestException as error:
             raise ServiceError(f"{what}: the service could not be reached ({type(error).__name__})") from None
         if answer.status in (400, 401, 403, 404) or (answer.body is not None and not answer.ok):
@@ -186,13 +221,6 @@ class Client:
         logger.info("minted a V3 access token")
         return token.strip()
 
-    def _refused(self, answer: Answer, what: str, retry: bool) -> bool:
-        """True when a minted token was refused and a fresh one may be tried once."""
-        if answer.status == 401 and retry and self.credentials.forget_token():
-            logger.info("%s: the access token was refused; minting a new one", what)
-            return True
-        return False
-
     # --- the tutorial's steps ----------------------------------------------------
 
     def request_export(self, job: Union[Mapping[str, Any], Job], *, position: Optional[int] = None) -> str:
@@ -201,15 +229,13 @@ class Client:
         checked = job if isinstance(job, Job) else check_job(job, self.flow, position)
         who = f"job {checked.position}" if checked.position is not None else "the job"
         what = f"export request for {who}"
-        for retry in (True, False):
-            answer = self._export_once(checked, what)
-            if not self._refused(answer, what, retry):
-                break
+        answer = self._export_once(checked, what)
         status = answer.status
         if 200 <= status < 300 and answer.body is None:
             raise _uncertain(what, f"the service answered HTTP {status} without JSON")
-        if status >= 500 and status != 503:
-            # The service (or a gateway in front of it) may have taken the job before failing.
+        if status >= 500:
+            # The service (or a gateway in front of it, which says 503 for an
+            # upstream reset) may have taken the job before failing.
             raise _uncertain(what, f"the service answered HTTP {status}")
         refuse_errors(answer, what, self.credentials.kind)
         if status >= 400 or not answer.ok:
@@ -223,28 +249,25 @@ class Client:
     def _export_once(self, job: Job, what: str) -> Answer:
         logger.debug("POST %s%s (%s)", self.base_url, self.flow.export_path, what)
         try:
-            response = self._send("POST", self.flow.export_path, job.body)
+            return self._exchange("POST", self.flow.export_path, what, job.body)
+        except ServiceError as error:
+            if error.status is not None and 300 <= error.status < 400:
+                raise ExportRejected(f"{error} (nothing was exported)") from None
+            raise
         except requests.RequestException as error:
             if certainly_not_sent(error):
                 raise ServiceError(
                     f"{what}: could not reach {self.base_url}: {unreachable_reason(error)}; nothing was sent",
                     unreachable=True,
                 ) from None
-            raise _uncertain(what, f"the request was sent but no answer came back ({type(error).__name__})") from None
-        try:
-            return self._answer(response, what)
-        except ServiceError as error:
-            if error.status is not None and 300 <= error.status < 400:
-                raise ExportRejected(f"{error} (nothing was exported)") from None
-            raise
-        except requests.RequestException as error:
-            raise _uncertain(what, f"the answer was cut off ({type(error).__name__})") from None
+            raise _uncertain(what, f"the request was sent but no complete answer came back ({error})") from None
 
-    def poll(self, project_key: str) -> Progress:
-        """Ask a render's progress once; :class:`RenderFailed` when the
-        service says it failed or does not know it."""
+    def poll(self, project_key: str, *, limit: float = math.inf) -> Progress:
+        """Ask a render's progress once, within ``limit`` seconds;
+        :class:`RenderFailed` when the service says it failed or does not
+        know it."""
         what = f"progress of project {project_key}"
-        answer = self._get(self.flow.progress_path + quote(project_key, safe=""), what)
+        answer = self._get(self.flow.progress_path + quote(project_key, safe=""), what, limit)
         if answer.status == 404:
             raise RenderFailed(f"{what}: the service does not know this project ({answer.detail})")
         if answer.status >= 400:
@@ -283,7 +306,7 @@ class Client:
         while True:
             limited: Optional[RateLimited] = None
             try:
-                progress = self.poll(project_key)
+                progress = self.poll(project_key, limit=watch.seconds_left(time.monotonic()))
             except RateLimited as error:
                 limited, pause = error, self.pause.extend(error)
                 logger.warning("project %s: rate limited; polling again in %g s", project_key, pause)
@@ -356,17 +379,12 @@ class Client:
         data = answer.data
         return bool(data.get("isAuthenticated")) if isinstance(data.get("isAuthenticated"), bool) else answer.ok
 
-    def _get(self, path: str, what: str) -> Answer:
-        """A GET of the API host (tried again with a fresh token once)."""
-        for retry in (True, False):
-            try:
-                answer = self._answer(self._send("GET", path), what)
-            except requests.RequestException as error:
-                raise ServiceError(
-                    f"{what}: the service could not be reached ({type(error).__name__}); try again later"
-                ) from None
-            if not self._refused(answer, what, retry):
-                break
+    def _get(self, path: str, what: str, limit: float = math.inf) -> Answer:
+        """A GET of the API host, and the answers no endpoint can use refused."""
+        try:
+            answer = self._exchange("GET", path, what, limit=limit)
+        except requests.RequestException as error:
+            raise ServiceError(f"{what}: the service could not be reached ({error}); try again later") from None
         refuse_errors(answer, what, self.credentials.kind)
         return answer
 

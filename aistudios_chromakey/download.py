@@ -34,6 +34,8 @@ logger = logging.getLogger("aistudios_chromakey")
 _CHUNK = 1024 * 1024
 #: Attempts per download, each resuming where the last one stopped.
 ATTEMPTS = 5
+#: Seconds before the second attempt; each next one waits twice as long (4 s at most).
+RETRY_PAUSE = 0.125
 _NO_HARD_LINKS = frozenset(
     code for code in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS) if code
 )
@@ -121,7 +123,7 @@ class _Transfer:
                 where(self.url), problem, self.received, total, attempt, ATTEMPTS,
             )  # fmt: skip
             if attempt < ATTEMPTS:
-                time.sleep(min(0.25 * 2**attempt, 4.0))
+                time.sleep(min(RETRY_PAUSE * 2**attempt, 4.0))
         total = self.total if self.total is not None else "an unknown number of"
         raise DownloadError(
             f"{where(self.url)}: only {self.received} of {total} bytes arrived after {ATTEMPTS} attempts "

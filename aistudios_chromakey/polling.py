@@ -9,6 +9,7 @@ download starts soon after it is done.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Optional, Tuple
 
@@ -126,6 +127,10 @@ class Watch:
             raise error
         return self.failures.next_wait(now)
 
+    def seconds_left(self, now: float) -> float:
+        """Seconds until the deadline (infinite without one): the bound of the next poll."""
+        return math.inf if self.deadline is None else max(self.deadline - now, 0.0)
+
     def expired(self, now: float, who: str = "") -> Optional[RenderTimeout]:
         """The timeout error, once the deadline has passed."""
         if self.deadline is None or now < self.deadline:
@@ -135,6 +140,11 @@ class Watch:
     def event(self, progress: Progress, position: Optional[int] = None) -> ProgressEvent:
         return progress_event(self.project_key, progress, self.clock, position)
 
+
+#: HTTP 429s waited out inside one exchange with the API.
+IN_REQUEST_429S = 2
+#: Seconds an HTTP 429 is waited out inside one exchange; longer is the caller's pause.
+IN_REQUEST_WAIT_MAX = 5.0
 
 # A rate-limited request waits this long when the service names no time.
 _RATE_LIMIT_PAUSE = 5.0

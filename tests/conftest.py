@@ -25,6 +25,18 @@ def default_signal_handling() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+@pytest.fixture(autouse=True)
+def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The library's waits between attempts, made short: the same code runs,
+    without idle seconds. A test of a wait's length sets it back."""
+    from aistudios_chromakey import _transport, download, polling
+
+    monkeypatch.setattr(_transport, "BACKOFF_FACTOR", 0.01)
+    monkeypatch.setattr(polling, "IN_REQUEST_WAIT_MAX", 0.2)
+    monkeypatch.setattr(download, "RETRY_PAUSE", 0.01)
+    monkeypatch.setattr(polling, "FAILED_SECONDS", 0.3)
+
+
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     """The service and its download host on loopback; renders take 0.2 s."""

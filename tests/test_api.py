@@ -297,7 +297,12 @@ def test_a_429_on_a_poll_is_waited_out_as_retry_after_says(sim: Simulator, jobs:
     assert answered.time - limited.time >= 2.0
 
 
-def test_a_429_on_the_export_is_waited_out_and_sent_once_more(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+def test_a_429_on_the_export_is_waited_out_and_sent_once_more(
+    sim: Simulator, jobs: List[Dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aistudios_chromakey import polling
+
+    monkeypatch.setattr(polling, "IN_REQUEST_WAIT_MAX", 5.0)  # the documented in-request wait
     sim.fault("export", "status", status=429, retry_after="1")
     key = _export(sim, jobs)
     refused, accepted = sim.requests("api")
@@ -305,11 +310,16 @@ def test_a_429_on_the_export_is_waited_out_and_sent_once_more(sim: Simulator, jo
     assert [e.key for e in sim.exports] == [key]
 
 
-def test_a_503_on_the_export_is_resent_because_nothing_was_taken(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
-    sim.fault("export", "status", status=503, times=2)
-    key = _export(sim, jobs)
-    assert len(sim.requests("api")) == 3
-    assert [e.key for e in sim.exports] == [key]
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_5xx_after_the_export_was_taken_is_uncertain_and_never_resent(
+    sim: Simulator, jobs: List[Dict[str, Any]], status: int
+) -> None:
+    """A proxy answers 503 for "upstream reset before headers" after the service took the job."""
+    sim.fault("export", "accept_then_status", status=status)
+    with pytest.raises(ExportUncertain, match="may have accepted it"):
+        request_export(jobs[0], SECRET, base_url=sim.base_url)
+    assert len(sim.requests("api")) == 1
+    assert len(sim.exports) == 1  # one render, paid once
 
 
 @pytest.mark.parametrize("kind", ["reset", "html502"])
