@@ -550,3 +550,61 @@ def test_simulate_verbose_logs_each_request(jobs: List[Dict[str, Any]], tmp_path
         _, stderr = child.communicate(timeout=10)
     assert "/api/odin/simple/video" in stderr
     assert "local-key" not in stderr
+
+
+# --- credentials for both flows, and the catalogue -------------------------------------
+
+
+def _simulator_mints_tokens() -> bool:
+    import inspect
+
+    return "app_id" in inspect.signature(Simulator).parameters or hasattr(Simulator, "app_id")
+
+
+def test_v3_with_half_of_its_credentials_names_the_missing_half(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    result = _run(sim, _json_file(tmp_path, jobs), "--api", "v3", key=None, env={"AISTUDIOS_APP_ID": "app-1234"})
+    assert result.returncode == 2
+    assert "AISTUDIOS_USER_KEY" in result.stderr and "app-1234" not in result.stderr
+    assert sim.log == []
+
+
+@pytest.mark.xfail(not _simulator_mints_tokens(), reason="the simulator has no V3 token endpoint yet")
+def test_v3_credentials_from_files_mint_a_token_and_are_never_printed(
+    jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    app_id, user_key = "app-Zq8-SECRET-id", "user-Zq8-SECRET-key"
+    (tmp_path / "app_id.txt").write_text(app_id + "\n", encoding="utf-8")
+    (tmp_path / "user_key.txt").write_text(user_key + "\n", encoding="utf-8")
+    with Simulator(render_seconds=0.2, app_id=app_id, user_key=user_key) as v3:  # type: ignore[call-arg]
+        result = _run(
+            v3, _json_file(tmp_path, jobs[:1]), "--api", "v3", "-v",
+            "--app-id-file", str(tmp_path / "app_id.txt"), "--user-key-file", str(tmp_path / "user_key.txt"),
+            key=None,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert len(v3.exports) == 1
+    assert app_id not in result.stdout + result.stderr and user_key not in result.stdout + result.stderr
+
+
+def test_models_on_the_legacy_api_says_it_has_no_catalogue(tmp_path: Path) -> None:
+    result = cli("models", "--api", "legacy", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no model catalogue" in result.stderr
+
+
+def _has_catalogue() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("aistudios_chromakey.catalogue") is not None
+
+
+@pytest.mark.xfail(not _has_catalogue(), reason="aistudios_chromakey.catalogue.list_models is not in the library yet")
+def test_models_prints_the_v3_catalogue(sim: Simulator, tmp_path: Path) -> None:
+    table = cli("models", "--base-url", sim.base_url, cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert "M000004017" in table.stdout and "BG00006160" in table.stdout
+    listing = cli("models", "--json", "--base-url", sim.base_url, cwd=tmp_path)
+    models = json.loads(listing.stdout)
+    assert all({"id", "names", "clothes"} <= set(model) for model in models)
