@@ -27,6 +27,7 @@ import email.utils
 import inspect
 import math
 import random
+import socket
 import time
 from typing import Any, Dict, Optional, Tuple, Union
 
@@ -172,6 +173,29 @@ def certainly_not_sent(error: requests.RequestException) -> bool:
     if isinstance(reason, MaxRetryError):
         reason = reason.reason
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+
+
+def unreachable_reason(error: requests.RequestException) -> str:
+    """Why no connection could be made, in words a user can act on: a name
+    that does not resolve (DNS) is told from a refused connection."""
+    if isinstance(error, requests.exceptions.SSLError):
+        return "the TLS handshake failed (check the address and your certificates)"
+    if isinstance(error, requests.exceptions.ProxyError):
+        return "the proxy refused the connection (check HTTPS_PROXY and NO_PROXY)"
+    if isinstance(error, requests.ConnectTimeout):
+        return "no answer to the connection in time (a firewall, or the host is down)"
+    cause: Optional[BaseException] = error
+    seen = 0
+    while cause is not None and seen < 10:
+        text = str(cause)
+        if isinstance(cause, socket.gaierror) or "Name or service not known" in text or "NameResolution" in text:
+            return "its name could not be resolved (DNS): check the address and your network"
+        if isinstance(cause, ConnectionRefusedError) or "Connection refused" in text:
+            return "the connection was refused: nothing listens at that address and port"
+        reason = getattr(cause, "reason", None)
+        cause = reason if isinstance(reason, BaseException) else (cause.__context__ or cause.__cause__)
+        seen += 1
+    return f"no connection could be made ({type(error).__name__})"
 
 
 def check_request_timeout(request_timeout: Any) -> RequestTimeout:

@@ -242,6 +242,7 @@ def export_chromakeys(
     request_timeout: RequestTimeout = DEFAULT_REQUEST_TIMEOUT,
     app_id: Optional[str] = None,
     user_key: Optional[str] = None,
+    filename_template: Optional[str] = None,
 ) -> List[Path]:
     """Export every job and download its video into ``out_dir`` (the
     tutorial's whole loop).
@@ -271,6 +272,11 @@ def export_chromakeys(
     :param request_timeout: seconds to connect and to wait for each answer.
     :param app_id: V3: the AppId, with ``user_key``, instead of a token.
     :param user_key: V3: the UserKey.
+    :param filename_template: how to name every file, for example
+        ``"{position:03d}-{text}"``: fields ``{position}``, ``{text}`` (its
+        first words), ``{language}``, ``{model}``, ``{clothes}``, ``{key}``
+        (the project key), ``{name}`` (the tutorial's name); made safe, with
+        ``.mp4`` added. A job's own ``filename`` comes first.
     :return: the downloaded files, in the order of the jobs.
     :rtype: list[pathlib.Path]
     :raises InvalidJob: a job is malformed (nothing was sent).
@@ -289,5 +295,5 @@ def export_chromakeys(
     )  # fmt: skip
     return client.export_chromakeys(
         jobs, out_dir=out_dir, poll_interval=poll_interval, timeout=timeout, on_progress=on_progress,
-        concurrency=concurrency, resume=resume,
+        concurrency=concurrency, resume=resume, filename_template=filename_template,
     )  # fmt: skip

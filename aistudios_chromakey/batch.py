@@ -17,6 +17,8 @@ import heapq
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -33,11 +35,12 @@ from .errors import (
     JournalError,
     RateLimited,
     RenderFailed,
+    ServiceError,
 )
 from .events import ProgressCallback, ProgressEvent
 from .jobs import Job, check_jobs
 from .journal import Entry, JobState, Journal, open_journal
-from .names import safe_filename
+from .names import check_template, from_template, safe_filename
 from .polling import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_RENDER_TIMEOUT,
@@ -87,6 +90,7 @@ class _Settings:
     poll_interval: Optional[float]
     timeout: Optional[float]
     on_progress: Optional[ProgressCallback]
+    filename_template: Optional[str]
 
 
 def fingerprints(jobs: List[Job], api: str, base_url: str) -> List[str]:
@@ -112,6 +116,7 @@ def run_batch(
     on_progress: Optional[ProgressCallback] = None,
     concurrency: int = 1,
     resume: bool = True,
+    filename_template: Optional[str] = None,
 ) -> List[Path]:
     """:func:`aistudios_chromakey.export_chromakeys` on ``client``."""
     checked = check_jobs(jobs, client.flow)
@@ -119,13 +124,12 @@ def run_batch(
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise ValueError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
     check_timing(poll_interval, timeout)
+    if filename_template is not None:
+        check_template(filename_template)
     folder = Path(out_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise JournalError(f"cannot create the output folder {folder}: {error.strerror}; nothing was sent") from None
+    check_folder(folder)
     tasks = [_Task(job, f) for job, f in zip(checked, fingerprints(checked, client.flow.name, client.base_url))]
-    settings = _Settings(folder, poll_interval, timeout, on_progress)
+    settings = _Settings(folder, poll_interval, timeout, on_progress, filename_template)
     with open_journal(folder, keep=resume) as journal:
         try:
             _Scheduler(client, journal, settings).run(tasks, concurrency)
@@ -147,6 +151,30 @@ def run_batch(
     return [path for path in paths if path is not None]
 
 
+#: Free space the output folder must have before anything is paid for: room for a video.
+MIN_FREE_BYTES = 64 * 1024 * 1024
+
+
+def check_folder(folder: Path) -> None:
+    """Make sure videos can be saved in ``folder`` before any render is paid
+    for: it exists (or is created), a file can be written there, and the
+    disk has room for at least one video."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".aistudios-chromakey-probe.") as probe:
+            probe.write(b"\0")
+        free = shutil.disk_usage(folder).free
+    except OSError as error:
+        raise JournalError(
+            f"cannot save videos in the output folder {folder} ({error.strerror or error}); nothing was sent"
+        ) from None
+    if free < MIN_FREE_BYTES:
+        raise JournalError(
+            f"the output folder {folder} has only {free // (1024 * 1024)} MiB free, not enough for a video; "
+            "nothing was sent"
+        )
+
+
 class _Scheduler:
     """One run of a batch: exports, polls and downloads, all from this one thread."""
 
@@ -155,6 +183,7 @@ class _Scheduler:
         self.journal = journal
         self.settings = settings
         self.rendering: List[Any] = []  # a heap of (next poll, position, task)
+        self.accepted = 0  # exports accepted in this run
 
     def run(self, tasks: List[_Task], concurrency: int) -> None:
         waiting: Deque[_Task] = deque()
@@ -264,14 +293,17 @@ class _Scheduler:
         except AIStudiosError as error:
             # Certainly not accepted (refused, rate limited, unreachable): as if never tried.
             self.journal.forget(task.fingerprint)
-            if isinstance(error, AuthenticationError):
-                raise
+            if isinstance(error, AuthenticationError) or (
+                isinstance(error, ServiceError) and error.unreachable and not self.accepted
+            ):
+                raise  # every other job would fail the same way: one message, nothing sent
             if isinstance(error, RateLimited) and task.rate_limits < _RATE_LIMIT_TRIES:
                 self.rate_limited(task, error)
                 return "again"
             self.fail(task, error)
             return "failed"
         task.project_key = key
+        self.accepted += 1
         # Before the first poll: a re-run must never export it again.
         self.journal.put(task.fingerprint, Entry(task.position, JobState.SUBMITTED, key))
         self.emit("submitted", task, progress=0.0)
@@ -330,10 +362,20 @@ class _Scheduler:
         assert progress.address is not None
         self.download(task, progress.address)
 
+    def filename(self, task: _Task, address: str) -> str:
+        """The job's own name, else the batch's template, else the tutorial's."""
+        assert task.project_key is not None
+        if task.job.filename:
+            return task.job.filename
+        template = self.settings.filename_template
+        if template:
+            return from_template(template, task.position, task.job.body, task.project_key, address)
+        return safe_filename(address, task.project_key)
+
     def download(self, task: _Task, address: str) -> None:
         assert task.project_key is not None
         self.emit("downloading", task, progress=100.0)
-        name = task.job.filename or safe_filename(address, task.project_key)
+        name = self.filename(task, address)
         try:
             task.saved = self.client.save_video(address, self.settings.folder, name)
         except DownloadError as error:

@@ -26,6 +26,7 @@ from ._transport import (
     certainly_not_sent,
     check_request_timeout,
     storage_session,
+    unreachable_reason,
 )
 from ._version import VERSION
 from .answers import (
@@ -226,7 +227,8 @@ class Client:
         except requests.RequestException as error:
             if certainly_not_sent(error):
                 raise ServiceError(
-                    f"{what}: could not reach {self.base_url} ({type(error).__name__}); nothing was sent"
+                    f"{what}: could not reach {self.base_url}: {unreachable_reason(error)}; nothing was sent",
+                    unreachable=True,
                 ) from None
             raise _uncertain(what, f"the request was sent but no answer came back ({type(error).__name__})") from None
         try:

@@ -39,15 +39,18 @@ class AuthenticationError(AIStudiosError):
 
 
 class ServiceError(AIStudiosError):
-    """The service answered something unusable: an HTTP error, a page that is
-    not JSON, or JSON without the expected fields.
+    """The service could not be reached, or answered something unusable: an
+    HTTP error, a page that is not JSON, or JSON without the expected fields.
 
     :ivar status: the HTTP status, when there was an answer.
+    :ivar unreachable: True when no connection could be made at all (a name
+        that does not resolve, a refused connection): nothing was sent.
     """
 
-    def __init__(self, message: str, *, status: Optional[int] = None):
+    def __init__(self, message: str, *, status: Optional[int] = None, unreachable: bool = False):
         super().__init__(message)
         self.status = status
+        self.unreachable = unreachable
 
 
 class RateLimited(ServiceError):
@@ -94,8 +97,16 @@ class DownloadError(AIStudiosError):
 
 
 class JournalError(AIStudiosError):
-    """The batch journal in the output folder cannot be read; nothing was
-    sent, so nothing is paid for twice."""
+    """The output folder or its batch journal cannot be used.
+
+    :ivar nothing_sent: True (the usual case) when it was found before
+        anything was sent; False when the journal could not be written in the
+        middle of a batch, which then stopped so that nothing is paid twice.
+    """
+
+    def __init__(self, message: str, *, nothing_sent: bool = True):
+        super().__init__(message)
+        self.nothing_sent = nothing_sent
 
 
 class BatchError(AIStudiosError):

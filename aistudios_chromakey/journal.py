@@ -103,7 +103,8 @@ class Journal:
             note = f" The project key is {key}: note it." if key else ""
             raise JournalError(
                 f"cannot write the batch journal {self.path} ({error.strerror or error}); the batch stopped so "
-                f"that nothing is paid for twice.{note}"
+                f"that nothing is paid for twice.{note}",
+                nothing_sent=False,
             ) from None
         self._lines += 1
 

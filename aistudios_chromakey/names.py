@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 from urllib.parse import unquote, urlsplit
 
 MAX_NAME_BYTES = 150
@@ -23,15 +23,21 @@ def truncate_utf8(text: str, limit: int) -> str:
 
 def safe_filename(url: str, fallback: Optional[str] = None) -> str:
     """The file name the tutorial would use for ``url`` (the basename of its
-    path), made safe to create in any folder.
+    path), made safe to create in any folder (see :func:`safe_name`); an
+    address without a name falls back to ``fallback`` (a project key)."""
+    basename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    return safe_name(re.split(r"[/\\]", basename)[-1], fallback)
 
-    Percent-escapes are decoded, anything up to the last ``/`` or ``\\`` is
-    dropped, control and reserved characters are replaced, leading dots and
-    Windows device names are defused, the length is bounded (the extension
-    kept), and an empty result falls back to ``fallback`` (a project key) or
+
+def safe_name(raw: str, fallback: Optional[str] = None) -> str:
+    """``raw`` made safe to create in any folder.
+
+    Folder separators, control and reserved characters are replaced, leading
+    dots and Windows device names are defused, the length is bounded (the
+    extension kept), and an empty result falls back to ``fallback`` or
     ``video``. A name without an extension gets ``.mp4``.
     """
-    name = _clean(unquote(urlsplit(url).path.rsplit("/", 1)[-1]))
+    name = _clean(raw)
     if not name and fallback:
         name = _clean(fallback)
     if not name:
@@ -47,10 +53,54 @@ def safe_filename(url: str, fallback: Optional[str] = None) -> str:
 
 
 def _clean(raw: str) -> str:
-    name = re.split(r"[/\\]", raw)[-1]
-    name = "".join("_" if unicodedata.category(ch).startswith("C") else ch for ch in name)
+    name = "".join("_" if unicodedata.category(ch).startswith("C") else ch for ch in raw)
     name = _UNSAFE.sub("_", name)
     return name.strip().lstrip(".").rstrip(". ")
+
+
+#: The fields a batch's ``filename_template`` may use.
+TEMPLATE_FIELDS = ("position", "text", "language", "model", "clothes", "key", "name")
+_WORDS = 30  # characters of the text that {text} keeps, cut between words
+
+
+def check_template(template: Any) -> str:
+    """A batch's file name template, tried on sample values; a ``ValueError``
+    naming what is wrong, before anything is sent."""
+    if not isinstance(template, str) or not template.strip():
+        raise ValueError(f"filename_template must be a non-empty string, not {template!r}")
+    sample = {"position": 1, "text": "text", "key": "key", "name": "name", "language": "ko"}
+    try:
+        template.format(**{**dict.fromkeys(TEMPLATE_FIELDS, "x"), **sample})
+    except KeyError as error:
+        raise ValueError(
+            f"filename_template uses {{{error.args[0]}}}, which is not one of "
+            + ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+        ) from None
+    except (ValueError, IndexError) as error:
+        raise ValueError(f"filename_template {template!r} cannot be used: {error}") from None
+    return template
+
+
+def from_template(template: str, position: int, body: Mapping[str, Any], key: str, url: str) -> str:
+    """The file name ``template`` gives one job, made safe."""
+    values = {field: str(body.get(field, "")) for field in ("language", "model", "clothes")}
+    values["text"] = first_words(str(body.get("text", "")), _WORDS)
+    values["key"] = key
+    values["name"] = safe_filename(url, key).rpartition(".")[0]
+    raw = template.format(position=position, **values)
+    return safe_name(raw, key)  # a "/" in the template or the text becomes "_"
+
+
+def first_words(text: str, limit: int) -> str:
+    """The words that begin ``text``, within ``limit`` characters."""
+    words = text.split()
+    kept = ""
+    for word in words:
+        candidate = f"{kept} {word}".strip()
+        if len(candidate) > limit:
+            break
+        kept = candidate
+    return kept or (words[0][:limit] if words else "")
 
 
 def check_filename(filename: Any) -> str:

@@ -22,6 +22,7 @@ from aistudios_chromakey import (
     JournalError,
     ProgressEvent,
     RenderFailed,
+    ServiceError,
     download_video,
     export_chromakeys,
     request_export,
@@ -538,3 +539,91 @@ def test_a_long_rate_limit_pause_does_not_outlive_a_jobs_deadline(
     with pytest.raises(BatchError, match=r"job 1: project \w+: not done after 1 s"):
         export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, base_url=sim.base_url, timeout=1, poll_interval=0.1)
     assert len(sim.polls()) == 3  # one poll and its two brief in-request waits; then the deadline, not 100 s
+
+
+# --- choosing names, and nothing paid for a run that cannot finish ---------------------
+
+
+def test_each_job_may_name_its_file_and_that_name_is_never_sent(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    named = [dict(jobs[0], filename="인사-첫번째.mp4"), jobs[1], dict(jobs[2], filename="third.mov")]
+    paths = export_chromakeys(named, SECRET, out_dir=tmp_path, **fast)
+    assert [p.name for p in paths] == ["인사-첫번째.mp4", f"{sim.exports[1].key}.mp4", "third.mov"]
+    assert all("filename" not in e.body for e in sim.exports)
+    assert [e.body for e in sim.exports] == jobs
+
+
+def test_a_template_names_every_file_of_the_batch(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    paths = export_chromakeys(jobs, SECRET, out_dir=tmp_path, filename_template="{position:02d}-{text}", **fast)
+    assert [p.name for p in paths] == [
+        "01-안녕하세요, 저는 첫번째 작업입니다.mp4",
+        "02-안녕하세요, 저는 두번째 작업입니다.mp4",
+        "03-안녕하세요, 저는 세번째 작업입니다.mp4",
+    ]
+    assert paths[1].read_bytes() == sim.video(sim.exports[1].key)
+
+
+def test_a_bad_template_is_refused_before_anything_is_sent(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match=r"\{title\}, which is not one of"):
+        export_chromakeys(jobs, SECRET, out_dir=tmp_path, filename_template="{title}", **fast)
+    assert sim.log == []
+
+
+@pytest.mark.parametrize("resume", [True, False])
+def test_an_output_folder_that_cannot_hold_videos_is_refused_before_paying(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path, resume: bool
+) -> None:
+    (tmp_path / "not-a-folder").write_text("a file where the folder should be")
+    with pytest.raises(JournalError, match=r"cannot save videos in the output folder.*nothing was sent") as caught:
+        export_chromakeys(jobs, SECRET, out_dir=tmp_path / "not-a-folder" / "videos", resume=resume, **fast)
+    assert caught.value.nothing_sent
+    assert sim.log == []
+
+
+def test_a_full_disk_is_refused_before_paying(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aistudios_chromakey import batch
+
+    monkeypatch.setattr(batch, "MIN_FREE_BYTES", 1 << 60)  # more than any disk has
+    with pytest.raises(JournalError, match="MiB free, not enough for a video"):
+        export_chromakeys(jobs, SECRET, out_dir=tmp_path, resume=False, **fast)
+    assert sim.log == []
+
+
+def test_a_host_that_refuses_connections_stops_the_batch_with_one_message(
+    jobs: List[Dict[str, Any]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    caplog.set_level(logging.DEBUG, logger="aistudios_chromakey")
+    with pytest.raises(ServiceError, match=r"connection was refused.*nothing was sent") as caught:
+        export_chromakeys(jobs * 3, SECRET, base_url=f"http://127.0.0.1:{port}", out_dir=tmp_path)
+    assert caught.value.unreachable
+    assert "job 1" in str(caught.value)
+    assert not [r for r in caplog.records if "job 2" in r.getMessage()]  # the other eight were never tried
+
+
+def test_a_name_that_does_not_resolve_is_told_from_a_refused_connection(
+    jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    real = socket.getaddrinfo
+
+    def resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "api.example.invalid":  # resolved here, so that no query leaves the machine
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    with pytest.raises(ServiceError, match=r"could not be resolved \(DNS\)"):
+        export_chromakeys(jobs, SECRET, base_url="http://api.example.invalid", out_dir=tmp_path)

@@ -4,6 +4,8 @@ as any client would make."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from typing import Any, Dict, List
 
@@ -46,7 +48,8 @@ def test_v3_answers_a_project_id_and_a_download_url(sim: Simulator, jobs: List[D
     body = _export(sim, jobs[0], "v3")
     assert set(body["data"]) == {"projectId"}
     progress = _progress(sim, body["data"]["projectId"], "v3")
-    assert set(progress["data"]) == {"progress", "downloadUrl"}
+    assert set(progress["data"]) == {"progress", "downloadUrl", "state"}
+    assert progress["data"]["state"] == "complete"
 
 
 def test_progress_rises_with_time_and_the_address_comes_at_100(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
@@ -146,3 +149,208 @@ def test_scripted_faults_apply_to_the_next_requests_only(sim: Simulator, jobs: L
     sim.fault("progress", "reset")
     with pytest.raises(requests.ConnectionError):
         requests.get(url, headers=HEADERS, timeout=5)
+
+
+# --- the old host -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 308])
+def test_the_old_host_redirects_everything_to_the_new_one_and_creates_nothing(
+    jobs: List[Dict[str, Any]], status: int
+) -> None:
+    with Simulator(SECRET, render_seconds=0, old_host_status=status) as sim:
+        answer = requests.post(
+            sim.old_base_url + "/api/odin/simple/video?x=1", json=jobs[0], headers=HEADERS, allow_redirects=False
+        )
+        assert answer.status_code == status
+        assert answer.headers["Location"] == sim.base_url + "/api/odin/simple/video?x=1"
+        assert answer.content == b""
+        poll = requests.get(sim.old_base_url + "/api/odin/editor/progress/k", headers=HEADERS, allow_redirects=False)
+        assert poll.headers["Location"] == sim.base_url + "/api/odin/editor/progress/k"
+        assert sim.exports == []
+        assert [r.server for r in sim.log] == ["old", "old"]
+
+
+# --- V3 tokens -------------------------------------------------------------------------
+
+TOKEN_PATH = "/api/odin/v3/auth/token"
+
+
+def _mint(sim: Simulator, app_id: str = "sim-app-id", user_key: str = "sim-user-key") -> requests.Response:
+    return requests.post(sim.base_url + TOKEN_PATH, json={"appId": app_id, "userKey": user_key}, timeout=5)
+
+
+def _jwt_payload(token: str) -> Dict[str, Any]:
+    segment = token.split(".")[1]
+    payload: Dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    return payload
+
+
+def test_the_token_endpoint_mints_a_jwt_that_v3_accepts(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    answer = _mint(sim)
+    assert answer.status_code == 200 and answer.json()["success"] is True
+    token = answer.json()["data"]["token"]
+    assert token.count(".") == 2 and sim.tokens_minted == [token]
+    payload = _jwt_payload(token)
+    assert payload["appId"] == sim.app_id
+    assert payload["exp"] - time.time() == pytest.approx(86400, abs=5)
+    auth = {"Authorization": token}
+    export = requests.post(sim.base_url + "/api/odin/v3/simple/video", json=jobs[0], headers=auth, timeout=5)
+    assert export.json()["success"] is True
+    assert requests.get(sim.base_url + "/api/odin/v3/auth", headers=auth, timeout=5).json() == {"isAuthenticated": True}
+    # A V3 token is no legacy API key.
+    legacy = requests.post(sim.base_url + "/api/odin/simple/video", json=jobs[0], headers=auth, timeout=5)
+    assert legacy.status_code == 401
+
+
+def test_v3_also_takes_the_ready_token_and_refuses_unknown_ones(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    ready = requests.post(sim.base_url + "/api/odin/v3/simple/video", json=jobs[0], headers=HEADERS, timeout=5)
+    assert ready.json()["success"] is True
+    forged = _mint(sim).json()["data"]["token"][:-2] + "xx"
+    answer = requests.post(
+        sim.base_url + "/api/odin/v3/simple/video", json=jobs[0], headers={"Authorization": forged}, timeout=5
+    )
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "UNAUTHORIZED"
+    assert requests.get(sim.base_url + "/api/odin/v3/auth", headers={"Authorization": forged}).json() == {
+        "isAuthenticated": False
+    }
+
+
+@pytest.mark.parametrize("knob, status", [("401", 401), ("200", 200)])
+def test_an_expired_token_is_refused(jobs: List[Dict[str, Any]], knob: str, status: int) -> None:
+    with Simulator(SECRET, token_ttl=0.2, expired_token=knob) as sim:
+        token = _mint(sim).json()["data"]["token"]
+        time.sleep(0.25)
+        answer = requests.post(
+            sim.base_url + "/api/odin/v3/simple/video", json=jobs[0], headers={"Authorization": token}, timeout=5
+        )
+        assert answer.status_code == status
+        assert answer.json() == {"success": False, "error": {"code": "TOKEN_EXPIRED", "msg": "token expired"}}
+        assert sim.exports == []
+
+
+@pytest.mark.parametrize("knob, status", [("401", 401), ("200", 200)])
+@pytest.mark.parametrize(
+    "app_id, user_key, code",
+    [("wrong", "sim-user-key", "INVALID_APP_ID"), ("sim-app-id", "wrong", "INVALID_USER_KEY")],
+)
+def test_wrong_credentials_mint_nothing(knob: str, status: int, app_id: str, user_key: str, code: str) -> None:
+    with Simulator(SECRET, bad_credentials=knob) as sim:
+        answer = _mint(sim, app_id, user_key)
+        assert answer.status_code == status
+        assert answer.json() == {"success": False, "error": {"code": code, "msg": "invalid appId or userKey"}}
+        assert sim.tokens_minted == []
+
+
+def test_credentials_are_knobs(jobs: List[Dict[str, Any]]) -> None:
+    with Simulator(SECRET, app_id="my-app", user_key="my-key") as sim:
+        assert _mint(sim).status_code == 401
+        assert _mint(sim, "my-app", "my-key").json()["success"] is True
+
+
+def test_the_token_route_takes_faults(sim: Simulator) -> None:
+    sim.fault("token", "status", status=503)
+    assert _mint(sim).status_code == 503
+    assert _mint(sim).status_code == 200
+
+
+# --- error shapes ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape, api, expected",
+    [
+        ("auto", "legacy", {"success": False, "msg": "project not found"}),
+        ("auto", "v3", {"success": False, "error": {"code": "PROJECT_NOT_FOUND", "msg": "project not found"}}),
+        ("flat", "v3", {"success": False, "msg": "project not found"}),
+        ("nested", "legacy", {"success": False, "error": {"code": "PROJECT_NOT_FOUND", "msg": "project not found"}}),
+    ],
+)
+def test_refusals_take_the_configured_shape(shape: str, api: str, expected: Dict[str, Any]) -> None:
+    with Simulator(SECRET, error_shape=shape) as sim:
+        assert _progress(sim, "no-such-key", api) == expected
+
+
+def test_every_refusal_uses_the_shape(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.error_shape = "nested"
+    unauthorised = requests.get(sim.base_url + "/api/odin/editor/progress/x", headers={"Authorization": "no"})
+    assert unauthorised.json()["error"]["code"] == "UNAUTHORIZED"
+    job = dict(jobs[0])
+    del job["text"]
+    assert _export(sim, job)["error"] == {"code": "INVALID_PARAMETER", "msg": "text is required"}
+    sim.plan(RenderPlan(seconds=0, fail_at=0))
+    key = _export(sim, jobs[0])["data"]["key"]
+    assert _progress(sim, key)["error"]["code"] == "RENDER_FAILED"
+    with pytest.raises(ValueError, match="error_shape"):
+        sim.error_shape = "round"
+
+
+# --- V3 progress state, catalogue ------------------------------------------------------------
+
+
+def test_v3_progress_carries_a_state_unless_told_not_to(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.plan(RenderPlan(seconds=0.3))
+    key = _export(sim, jobs[0], "v3")["data"]["projectId"]
+    assert _progress(sim, key, "v3")["data"]["state"] in ("queued", "rendering")
+    time.sleep(0.35)
+    assert _progress(sim, key, "v3")["data"]["state"] == "complete"
+    sim.progress_state = False
+    assert "state" not in _progress(sim, key, "v3")["data"]
+    sim.plan(RenderPlan(seconds=0))
+    legacy = _export(sim, jobs[0])["data"]["key"]
+    sim.progress_state = True
+    assert "state" not in _progress(sim, legacy)["data"]
+
+
+def test_the_default_catalogue_has_the_tutorials_and_the_samples_models(sim: Simulator) -> None:
+    answer = requests.get(sim.base_url + "/api/odin/v3/model", headers=HEADERS, timeout=5).json()
+    models = {m["id"]: m for m in answer["data"]["models"]}
+    assert {c["id"] for c in models["M000004017"]["clothes"]} >= {"BG00006160", "BG00001004"}
+    assert {c["id"] for c in models["M000045058"]["clothes"]} >= {"BG00002320"}
+    for model in models.values():
+        assert set(model) == {"id", "label", "thumbnail", "clothes"} and set(model["label"]) == {"ko", "en"}
+        for clothes in model["clothes"]:
+            assert set(clothes) == {"id", "label", "thumbnail"}
+
+
+def test_the_catalogue_can_be_bare_or_replaced_and_needs_a_credential() -> None:
+    mine = [{"id": "M000000001", "label": {"ko": "가", "en": "A"}, "thumbnail": "", "clothes": []}]
+    with Simulator(SECRET, catalogue=mine, catalogue_envelope=False) as sim:
+        assert requests.get(sim.base_url + "/api/odin/v3/model", headers=HEADERS, timeout=5).json() == {"models": mine}
+        assert requests.get(sim.base_url + "/api/odin/v3/model", timeout=5).status_code == 401
+        sim.fault("model", "html502")
+        assert requests.get(sim.base_url + "/api/odin/v3/model", headers=HEADERS, timeout=5).status_code == 502
+
+
+def test_v3_exports_must_name_a_catalogued_model_and_clothes(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    stranger = dict(jobs[0], model="M999999999")
+    assert _export(sim, stranger, "v3")["error"]["code"] == "MODEL_NOT_FOUND"
+    wrong_clothes = dict(jobs[0], clothes="BG00002320")  # the sample's clothes, not this model's
+    assert _export(sim, wrong_clothes, "v3")["error"]["code"] == "CLOTHES_NOT_FOUND"
+    assert _export(sim, stranger)["success"] is True  # legacy checks the ID's pattern only
+    sim.check_catalogue = False
+    assert _export(sim, stranger, "v3")["success"] is True
+    assert len(sim.exports) == 2
+
+
+# --- transient poll failures -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("first", [1, 3])
+def test_flaky_polls_fail_once_and_the_render_carries_on(
+    sim: Simulator, jobs: List[Dict[str, Any]], first: int
+) -> None:
+    sim.plan(RenderPlan(seconds=0, flaky_polls=2, flaky_from=first))
+    key = _export(sim, jobs[0])["data"]["key"]
+    answers = [_progress(sim, key)["success"] for _ in range(6)]
+    expected = [True] * 6
+    expected[first - 1 : first + 1] = [False, False]
+    assert answers == expected
+    assert "url" in _progress(sim, key)["data"]
+
+
+def test_a_failed_render_stays_failed(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.plan(RenderPlan(seconds=0, fail_at=50))
+    key = _export(sim, jobs[0])["data"]["key"]
+    assert [_progress(sim, key)["success"] for _ in range(3)] == [False] * 3

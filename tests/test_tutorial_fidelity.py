@@ -9,7 +9,9 @@ its "전체 코드" (full code) block verbatim and changes only what has to chan
 to aim it at a loopback server: the host, the API key, and ``https`` ->
 ``http`` for the download. If the tutorial's code, run by Node, exports three
 videos and downloads exactly the bytes the simulator serves, the simulator
-speaks the documented protocol.
+speaks the documented protocol. Both versions of the tutorial run: the one
+first published (host ``https://aistudios.com``) and the current one (host
+``https://v2.aistudios.com``), which differ only in the host.
 """
 
 from __future__ import annotations
@@ -25,36 +27,37 @@ import pytest
 
 from aistudios_chromakey.simulator import Simulator
 
-TUTORIAL = Path(__file__).resolve().parents[1].parent / "shared" / "seed" / "multiple-chromakey-export.ko.md"
-DOCUMENTED_HOST = "https://aistudios.com"
+SEED = Path(__file__).resolve().parents[1].parent / "shared" / "seed"
+#: The tutorial as first published (old host) and as it reads now (new host).
+TUTORIALS = {
+    "seed": (SEED / "multiple-chromakey-export.ko.md", "https://aistudios.com"),
+    "current": (SEED / "multiple-chromakey-export.ko.current.md", "https://v2.aistudios.com"),
+}
 PLACEHOLDER_TOKEN = "'##JWT##'"
 HTTPS_IMPORT = 'import https from "https"'
 HTTPS_GET = "https.get("
 NODE_TIMEOUT = 90  # seconds; the tutorial waits 3 s per poll, so about 20 s are expected
 NPM_TIMEOUT = 300  # seconds
 
-pytestmark = [
-    pytest.mark.skipif(not TUTORIAL.is_file(), reason=f"the tutorial is not here: {TUTORIAL}"),
-    pytest.mark.skipif(
-        shutil.which("node") is None, reason="node is not installed: the tutorial's JavaScript cannot run"
-    ),
-]
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None, reason="node is not installed: the tutorial's JavaScript cannot run"
+)
 
 
 def full_code(markdown: str) -> str:
     """The ```js block under the "## 전체 코드" heading, verbatim."""
     match = re.search(r"^##\s*전체 코드\s*$.*?^```js[^\n]*\n(.*?)^```", markdown, re.MULTILINE | re.DOTALL)
-    assert match, f"no ```js block under '## 전체 코드' in {TUTORIAL}"
+    assert match, "no ```js block under '## 전체 코드' in the tutorial"
     return match.group(1)
 
 
-def aim_at(code: str, sim: Simulator) -> str:
+def aim_at(code: str, sim: Simulator, documented_host: str) -> str:
     """The tutorial's code with only the host, the key and https -> http
     changed. Each replacement must apply, so a change in the tutorial's text
     fails here rather than silently testing something else."""
     assert re.fullmatch(r"[\w.~+/=-]+", sim.token), "the token must fit in the tutorial's '...' literal as is"
     replacements: Dict[str, str] = {
-        DOCUMENTED_HOST: sim.base_url,
+        documented_host: sim.base_url,
         PLACEHOLDER_TOKEN: f"'{sim.token}'",
         HTTPS_IMPORT: 'import http from "http"',
         HTTPS_GET: "http.get(",
@@ -93,13 +96,17 @@ def node_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return installed
 
 
-def test_tutorial_full_code_runs_against_the_simulator(node_modules: Path, tmp_path: Path) -> None:
-    code = full_code(TUTORIAL.read_text(encoding="utf-8"))
+@pytest.mark.parametrize("version", sorted(TUTORIALS))
+def test_tutorial_full_code_runs_against_the_simulator(node_modules: Path, tmp_path: Path, version: str) -> None:
+    tutorial, documented_host = TUTORIALS[version]
+    if not tutorial.is_file():
+        pytest.skip(f"the tutorial is not here: {tutorial}")
+    code = full_code(tutorial.read_text(encoding="utf-8"))
     (tmp_path / "videos").mkdir()  # the tutorial writes into ./videos/ but does not create it
     (tmp_path / "node_modules").symlink_to(node_modules, target_is_directory=True)
 
     with Simulator(render_seconds=0.3) as sim:
-        (tmp_path / "tutorial.mjs").write_text(aim_at(code, sim), encoding="utf-8")
+        (tmp_path / "tutorial.mjs").write_text(aim_at(code, sim, documented_host), encoding="utf-8")
         result = subprocess.run(
             ["node", "tutorial.mjs"], cwd=tmp_path, capture_output=True, text=True, timeout=NODE_TIMEOUT
         )

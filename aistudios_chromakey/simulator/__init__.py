@@ -1,0 +1,267 @@
+"""A local simulator of the AI STUDIOS service, for tests and demos.
+
+Standard library only. It speaks both documented flows over real HTTP on
+loopback: the legacy one of the tutorial (``POST /api/odin/simple/video``,
+``GET /api/odin/editor/progress/<key>``, the address in ``data.url`` or
+``data.videoUrl``) and V3 (a token minted at ``/api/odin/v3/auth/token``,
+``data.projectId``, ``data.downloadUrl``, the model catalogue). The finished
+videos are served by a second server, standing for the storage host, as
+real, playable MP4 chroma-key clips, each made distinct by its project key.
+A third server stands for the old host (``https://aistudios.com``) that only
+redirects to the new one.
+
+Usage::
+
+    from aistudios_chromakey import export_chromakeys
+    from aistudios_chromakey.simulator import Simulator
+
+    with Simulator() as sim:
+        paths = export_chromakeys(jobs, sim.token, base_url=sim.base_url,
+                                  poll_interval=0.2)
+        assert paths[0].read_bytes() == sim.video(sim.exports[0].key)
+
+Renders follow a :class:`RenderPlan` (how long they take, which field names
+the address, whether they fail...); :meth:`Simulator.plan` scripts the next
+ones. :meth:`Simulator.fault` makes the next requests of a route misbehave
+(see :class:`Fault`). The service's and storage host's knobs (see
+:class:`Settings`) are constructor keywords and attributes alike::
+
+    sim.integrity = "sha256"    # from now on, downloads carry a checksum
+
+Everything the servers saw is in :attr:`Simulator.log`; each request is
+also logged at DEBUG on the ``aistudios_chromakey.simulator`` logger.
+
+Layout: ``service.py`` the API's logic, ``storage.py`` the download host,
+``faults.py`` the misbehaviours, ``routes.py`` and ``server.py`` the HTTP
+side, ``settings.py`` the knobs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from importlib import resources
+from typing import Any, Dict, Generic, List, Optional, TypeVar, overload
+
+from .catalogue import DEFAULT_CATALOGUE, copy_catalogue
+from .faults import Fault, FaultBook
+from .plans import Export, RenderPlan
+from .records import RecordedRequest, Recorder
+from .routes import Router
+from .server import Server
+from .service import Service
+from .settings import Settings
+from .storage import Storage, Video
+
+__all__ = [
+    "DEFAULT_CATALOGUE",
+    "DEFAULT_TOKEN",
+    "Export",
+    "Fault",
+    "RecordedRequest",
+    "RenderPlan",
+    "Settings",
+    "Simulator",
+]
+
+#: The API key the simulator accepts unless told otherwise.
+DEFAULT_TOKEN = "sim-key"
+
+T = TypeVar("T")
+
+
+class _Knob(Generic[T]):
+    """A :class:`Settings` field, read and written through the simulator."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, objtype: Optional[type] = None) -> _Knob[T]: ...
+    @overload
+    def __get__(self, obj: Simulator, objtype: Optional[type] = None) -> T: ...
+    def __get__(self, obj: Optional[Simulator], objtype: Optional[type] = None) -> Any:
+        return self if obj is None else getattr(obj.settings, self.name)
+
+    def __set__(self, obj: Simulator, value: T) -> None:
+        setattr(obj.settings, self.name, value)
+        obj.settings.check()
+
+
+def _clip() -> bytes:
+    return resources.files("aistudios_chromakey").joinpath("data/chromakey.mp4").read_bytes()
+
+
+class Simulator:
+    """The service (API host), its storage (download host) and the old host, on loopback.
+
+    :param token: the API key it accepts (also a ready V3 token).
+    :param render_seconds: how long each render takes by default.
+    :param url_field: the legacy flow's address field, ``"url"`` (the
+        tutorial's) or ``"videoUrl"`` (the reference page's).
+    :param host: the loopback address to listen on.
+    :param port: the API server's port (0: any free one).
+    :param catalogue: the V3 model catalogue (default :data:`DEFAULT_CATALOGUE`).
+    :param knobs: any field of :class:`Settings` (``app_id``, ``user_key``,
+        ``token_ttl``, ``error_shape``, ``integrity``, ``download_rate``...),
+        each also an attribute of the simulator.
+    """
+
+    token = _Knob[str]()
+    app_id = _Knob[str]()
+    user_key = _Knob[str]()
+    token_ttl = _Knob[float]()
+    bad_credentials = _Knob[str]()
+    expired_token = _Knob[str]()
+    error_shape = _Knob[str]()
+    progress_state = _Knob[bool]()
+    catalogue_envelope = _Knob[bool]()
+    check_catalogue = _Knob[bool]()
+    old_host_status = _Knob[int]()
+    ranges = _Knob[bool]()
+    if_range = _Knob[bool]()
+    content_length = _Knob[bool]()
+    integrity = _Knob[str]()
+    download_rate = _Knob[Optional[float]]()
+
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        *,
+        render_seconds: float = 1.0,
+        url_field: str = "url",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        catalogue: Optional[List[Dict[str, Any]]] = None,
+        **knobs: Any,
+    ) -> None:
+        self.settings = Settings(token, **knobs)
+        self.settings.check()
+        self._host, self._port = host, port
+        self._stopping = threading.Event()
+        self._recorder = Recorder()
+        self._storage = Storage(self.settings, _clip())
+        self._service = Service(
+            self.settings, self._storage, copy_catalogue(catalogue), RenderPlan(render_seconds, url_field=url_field)
+        )
+        self._faults = FaultBook()
+        self._router = Router(self.settings, self._service, self._storage, self._faults)
+        self._servers: Dict[str, Server] = {}
+        self._threads: List[threading.Thread] = []
+
+    # --- life cycle ---------------------------------------------------------
+
+    def start(self) -> Simulator:
+        for name, port in (("api", self._port), ("download", 0), ("mirror", 0), ("old", 0)):
+            server = Server((self._host, port), name, self._router, self._recorder, self._stopping, time.monotonic)
+            self._servers[name] = server
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._storage.url = self.download_url
+        self._storage.mirror_url = self._servers["mirror"].url
+        self._router.api_url = self.base_url
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        # Shut the servers down side by side: each takes up to a poll interval.
+        stoppers = [threading.Thread(target=server.shutdown) for server in self._servers.values()]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
+        for server in self._servers.values():
+            server.close_connections()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """The API host, for ``base_url=``."""
+        return self._servers["api"].url
+
+    @property
+    def download_url(self) -> str:
+        """The download (storage) host."""
+        return self._servers["download"].url
+
+    @property
+    def old_base_url(self) -> str:
+        """The old host: every request is redirected to :attr:`base_url`."""
+        return self._servers["old"].url
+
+    # --- scripting ----------------------------------------------------------
+
+    @property
+    def default_plan(self) -> RenderPlan:
+        """The plan of every export no :meth:`plan` call scripted."""
+        return self._service.default_plan
+
+    def plan(self, *plans: RenderPlan, **changes: Any) -> None:
+        """Script the next exports: each plan is used by one export, in order.
+        Keyword arguments instead change the default plan of all later ones."""
+        self._service.plan(list(plans), changes)
+
+    def fault(self, route: str, kind: str, times: int = 1, **options: Any) -> None:
+        """Make the next ``times`` requests to ``route`` (``"export"``,
+        ``"progress"``, ``"download"``, ``"token"`` or ``"model"``)
+        misbehave; see :class:`Fault` for the kinds and their options."""
+        self._faults.add(route, Fault(kind, times, **options))
+
+    def replace_video(self, key: str, size: Optional[int] = None) -> None:
+        """From now on, serve other bytes (and another ETag) for a project's
+        video; ``size`` bytes long, by default as long as before."""
+        self._storage.replace_video(key, size)
+
+    # --- what it saw --------------------------------------------------------
+
+    @property
+    def log(self) -> List[RecordedRequest]:
+        """Every request the servers received, in order of arrival."""
+        return self._recorder.log
+
+    @property
+    def exports(self) -> List[Export]:
+        """The exports it accepted, in order."""
+        with self._service.lock:
+            return list(self._service.exports)
+
+    @property
+    def tokens_minted(self) -> List[str]:
+        """Every V3 access token the token endpoint issued, in order."""
+        return list(self._service.tokens.minted)
+
+    def requests(self, server: Optional[str] = None, path_prefix: str = "") -> List[RecordedRequest]:
+        """Recorded requests, optionally of one server and path prefix."""
+        return self._recorder.select(server, path_prefix)
+
+    def polls(self, key: Optional[str] = None) -> List[RecordedRequest]:
+        """Progress requests, optionally for one project key."""
+        polls = self._recorder.select("api", route="progress")
+        return [r for r in polls if key is None or r.path.split("?")[0].rsplit("/", 1)[-1] == key]
+
+    def stats(self, window: float = 1.0) -> Dict[str, Any]:
+        """Cheap counters: ``requests`` (total), ``routes`` (per route name),
+        ``polls``, and ``peak_polls``: the most polls within ``window`` s."""
+        return self._recorder.stats(window)
+
+    def max_in_flight(self) -> int:
+        """The most renders that were running on the service at one moment
+        (from the export's acceptance to the render's end)."""
+        return self._service.max_in_flight()
+
+    def video(self, key: str) -> bytes:
+        """The exact bytes the download host serves for a project (now)."""
+        return self._storage.video(key).read()
+
+    def _video(self, key: str) -> Video:
+        # Kept for benchmarks/download_memory.py, which streams a video's chunks.
+        return self._storage.video(key)
