@@ -246,7 +246,7 @@ def job_text(view: JobView, now: float) -> str:
     if view.ended is not None and view.started is not None:
         elapsed = f"in {duration(view.ended - view.started)}"
     if view.state == "rendering":
-        note = f" ({view.service_state})" if view.service_state else ""
+        note = f" ({view.service_state})" if view.service_state and view.service_state != "rendering" else ""
         left = _left(view, now)
         more = f", about {duration(left)} left" if left is not None and left >= 1 else ""
         return f"rendering {view.percent or 0:3.0f}%{note}{key}  {elapsed}{more}"

@@ -34,10 +34,10 @@ def test_a_rendering_job_shows_percent_elapsed_time_left_and_the_v3_state() -> N
     board, clock, _ = _board(1)
     board(_event("submitted", 1, progress=0.0))
     clock.now += 12
-    board(_event("progress", 1, progress=40.0, seconds_left=18.0, state="rendering"))
+    board(_event("progress", 1, progress=40.0, seconds_left=18.0, state="queued"))
     clock.now += 3
     line = board.frame(clock.now, rows=10)[0]
-    assert "rendering  40%" in line and "(rendering)" in line and "key1" in line
+    assert "rendering  40%" in line and "(queued)" in line and "key1" in line
     assert "0:15 elapsed" in line and "about 0:15 left" in line  # the estimate counts down between polls
 
 
