@@ -14,7 +14,9 @@ import base64
 import json
 import os
 import time
-from typing import Any, List, Optional
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, List, Optional, Union
 
 from .errors import AuthenticationError
 from .flows import Flow
@@ -153,3 +155,65 @@ def token_expiry(token: str) -> Optional[float]:
     if isinstance(exp, (int, float)) and not isinstance(exp, bool):
         return float(exp)
     return None
+
+
+@dataclass(frozen=True)
+class Given:
+    """The credential a command line or a script hands to a client (never shown)."""
+
+    token: Optional[str] = field(default=None, repr=False)
+    app_id: Optional[str] = field(default=None, repr=False)
+    user_key: Optional[str] = field(default=None, repr=False)
+
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def read_secret(path: PathLike, what: str) -> str:
+    """A credential kept in a file, stripped of blanks; ``ValueError`` if it cannot be read or is empty."""
+    try:
+        value = Path(path).read_text(encoding="utf-8-sig").strip()
+    except OSError as error:
+        raise ValueError(f"{what} {path}: cannot read it ({error.strerror})") from None
+    if not value:
+        raise ValueError(f"{what} {path}: the file is empty")
+    return value
+
+
+def credentials_from(
+    api: str,
+    *,
+    key_file: Optional[PathLike] = None,
+    app_id_file: Optional[PathLike] = None,
+    user_key_file: Optional[PathLike] = None,
+) -> Given:
+    """The credential for ``api``, from the files given, else the environment,
+    as the command line reads it; ``ValueError`` says what is missing. V3
+    takes an AppId and a UserKey first, then a ready access token."""
+
+    def secret(path: Optional[PathLike], option: str, env: str) -> str:
+        return read_secret(path, option) if path is not None else os.environ.get(env, "").strip()
+
+    key = secret(key_file, "--api-key-file", API_KEY_ENV)
+    if api != "v3":
+        if app_id_file or user_key_file:
+            raise ValueError("--app-id-file and --user-key-file are V3 credentials: add --api v3")
+        if not key:
+            raise ValueError(
+                f"no API key: set {API_KEY_ENV}, or pass --api-key-file PATH "
+                "(keys are issued in your AI STUDIOS account profile). To try without one: aistudios-chromakey demo"
+            )
+        return Given(token=key)
+    app_id = secret(app_id_file, "--app-id-file", APP_ID_ENV)
+    user_key = secret(user_key_file, "--user-key-file", USER_KEY_ENV)
+    if app_id and user_key:
+        return Given(app_id=app_id, user_key=user_key)
+    if app_id or user_key:
+        missing = f"{USER_KEY_ENV} (or --user-key-file)" if app_id else f"{APP_ID_ENV} (or --app-id-file)"
+        raise ValueError(f"V3 needs both the AppId and the UserKey: {missing} is missing")
+    if key:
+        return Given(token=key)  # a ready V3 access token
+    raise ValueError(
+        f"no V3 credentials: set {APP_ID_ENV} and {USER_KEY_ENV}, or pass --app-id-file and --user-key-file "
+        "(both are shown in your AI STUDIOS account profile). To try without them: aistudios-chromakey demo"
+    )

@@ -104,8 +104,8 @@ def first_words(text: str, limit: int) -> str:
 
 
 def check_filename(filename: Any) -> str:
-    """A file name given by the caller: a plain name, no folders; a
-    ``ValueError`` otherwise."""
+    """A file name given by the caller: a plain name, no folders (a
+    ``ValueError`` otherwise), with ``.mp4`` added when it has no extension."""
     if (
         not isinstance(filename, str)
         or not filename.strip()
@@ -113,6 +113,10 @@ def check_filename(filename: Any) -> str:
         or re.search(r"[/\\\x00]", filename)
     ):
         raise ValueError(f"filename must be a plain file name without folders, not {filename!r}")
-    if len(filename.encode("utf-8")) > MAX_NAME_BYTES:
-        raise ValueError(f"filename must be at most {MAX_NAME_BYTES} bytes long, not {filename[:40]!r}...")
-    return filename
+    name: str = filename
+    stem, dot, extension = name.rpartition(".")
+    if not (dot and stem and extension.isalnum()):
+        name += DEFAULT_EXTENSION  # a video's name says it is one
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise ValueError(f"filename must be at most {MAX_NAME_BYTES} bytes long, not {name[:40]!r}...")
+    return name

@@ -629,3 +629,10 @@ def test_a_name_that_does_not_resolve_is_told_from_a_refused_connection(
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
     with pytest.raises(ServiceError, match=r"could not be resolved \(DNS\)"):
         export_chromakeys(jobs, SECRET, base_url="http://api.example.invalid", out_dir=tmp_path)
+
+
+def test_a_chosen_name_without_an_extension_gets_mp4(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    paths = export_chromakeys([dict(jobs[0], filename="인사")], SECRET, out_dir=tmp_path, **fast)
+    assert [p.name for p in paths] == ["인사.mp4"]

@@ -337,15 +337,6 @@ def test_a_utf8_file_is_read_without_a_word_about_encodings(
     assert result.returncode == 0 and "reading" not in result.stderr
 
 
-def _has_name_templates() -> bool:
-    import inspect
-
-    from aistudios_chromakey import export_chromakeys
-
-    return "filename_template" in inspect.signature(export_chromakeys).parameters
-
-
-@pytest.mark.xfail(not _has_name_templates(), reason="export_chromakeys(filename_template=) is not in the library yet")
 def test_name_names_the_files_from_a_template(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
     result = _run(sim, _json_file(tmp_path, jobs), "--name", "{position:03d}-{language}-{clothes}")
     assert result.returncode == 0, result.stderr
@@ -527,13 +518,6 @@ def test_a_bad_jobs_file_and_a_missing_key_are_reported_together(sim: Simulator,
     assert sim.log == []
 
 
-def _simulator_logs_requests() -> bool:
-    from aistudios_chromakey import simulator
-
-    return "logging" in vars(simulator) or hasattr(simulator, "server")
-
-
-@pytest.mark.xfail(not _simulator_logs_requests(), reason="the simulator does not log its requests yet")
 def test_simulate_verbose_logs_each_request(jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
     child = subprocess.Popen(
         [sys.executable, "-m", "aistudios_chromakey", "simulate", "--token", "local-key", "-v"],
@@ -555,12 +539,6 @@ def test_simulate_verbose_logs_each_request(jobs: List[Dict[str, Any]], tmp_path
 # --- credentials for both flows, and the catalogue -------------------------------------
 
 
-def _simulator_mints_tokens() -> bool:
-    import inspect
-
-    return "app_id" in inspect.signature(Simulator).parameters or hasattr(Simulator, "app_id")
-
-
 def test_v3_with_half_of_its_credentials_names_the_missing_half(
     sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -570,7 +548,6 @@ def test_v3_with_half_of_its_credentials_names_the_missing_half(
     assert sim.log == []
 
 
-@pytest.mark.xfail(not _simulator_mints_tokens(), reason="the simulator has no V3 token endpoint yet")
 def test_v3_credentials_from_files_mint_a_token_and_are_never_printed(
     jobs: List[Dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -594,11 +571,6 @@ def test_models_on_the_legacy_api_says_it_has_no_catalogue(tmp_path: Path) -> No
     assert "no model catalogue" in result.stderr
 
 
-def _has_catalogue() -> bool:
-    return (ROOT / "aistudios_chromakey" / "catalogue.py").is_file()
-
-
-@pytest.mark.xfail(not _has_catalogue(), reason="aistudios_chromakey.catalogue.list_models is not in the library yet")
 def test_models_prints_the_v3_catalogue(sim: Simulator, tmp_path: Path) -> None:
     table = cli("models", "--base-url", sim.base_url, cwd=tmp_path)
     assert table.returncode == 0, table.stderr

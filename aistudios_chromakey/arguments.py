@@ -1,0 +1,124 @@
+"""The command line's arguments: what each command takes, and how each
+value is read and checked before anything is sent."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Optional
+
+from ._version import VERSION
+from .credentials import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV
+from .flows import LEGACY, service_address
+from .polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
+
+
+def _service_address(text: str) -> str:
+    try:
+        return service_address(LEGACY, text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must look like https://host[:port], not {text!r}") from None
+
+
+def _render_limit(text: str) -> Optional[float]:
+    """Seconds one render may take; 0 for no limit."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if seconds < 0 or seconds != seconds:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, or 0 for no limit, not {text!r}")
+    return None if seconds == 0 else seconds
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+        return value
+
+    return parse
+
+
+_NAME_HELP = (
+    "name the files from a template of {position}, {text} (its first words), {language}, {model}, {clothes}, "
+    "{key} (the project key) and {name} (the address's name, the default), e.g. '{position:03d}-{text}'; "
+    ".mp4 is added when missing; a filename column in the jobs file wins"
+)
+
+
+def _batch_options(parser: argparse.ArgumentParser, out: str) -> None:
+    """The options of every command that runs a batch."""
+    add = parser.add_argument
+    add("--out", default=out, metavar="DIR", help="output folder (default: %(default)s)")
+    add("--name", metavar="TEMPLATE", help=_NAME_HELP)
+    add("--concurrency", type=_positive(int), default=1, metavar="N",
+        help="renders running at once (default: 1, the tutorial's loop)")  # fmt: skip
+    add("--poll-interval", type=_positive(float), default=DEFAULT_POLL_INTERVAL, metavar="SECONDS",
+        help="a fixed number of seconds between progress polls, as the tutorial's 3 "
+        "(default: adaptive, timed from each render's progress)")  # fmt: skip
+    add("--timeout", type=_render_limit, default=DEFAULT_RENDER_TIMEOUT, metavar="SECONDS",
+        help=f"seconds one render may take, 0 for no limit (default: {DEFAULT_RENDER_TIMEOUT:g})")  # fmt: skip
+    add("--json", action="store_true", help="print the summary as one JSON object, for scripts")
+    add("-v", "--verbose", action="store_true", help="log every request and poll")
+    add("-q", "--quiet", action="store_true", help="no progress, only the summary")
+
+
+def _service_options(parser: argparse.ArgumentParser) -> None:
+    """Which service, and who we are to it."""
+    add = parser.add_argument
+    add("--api", choices=("legacy", "v3"), default=parser.get_default("api") or "legacy",
+        help="legacy: the tutorial's endpoints; v3: the V3 endpoints (default: %(default)s)")  # fmt: skip
+    add("--base-url", type=_service_address, metavar="URL",
+        help="the service's scheme://host[:port] (default: $AISTUDIOS_BASE_URL, else the documented host)")  # fmt: skip
+    add("--api-key-file", metavar="PATH", help=f"read the API key from this file, not ${API_KEY_ENV}")
+    add("--app-id-file", metavar="PATH", help=f"V3: read the AppId from this file, not ${APP_ID_ENV}")
+    add("--user-key-file", metavar="PATH", help=f"V3: read the UserKey from this file, not ${USER_KEY_ENV}")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line's parser; ``options.command`` names the command."""
+    parser = argparse.ArgumentParser(
+        prog="aistudios-chromakey",
+        description="Chroma-key (green-screen) avatar videos from the AI STUDIOS API.",
+        epilog=f"Credentials: ${API_KEY_ENV} or --api-key-file (legacy); ${APP_ID_ENV} and ${USER_KEY_ENV}, or "
+        "--app-id-file and --user-key-file (--api v3). Exit status: 0 all done; 1 some jobs failed, or the "
+        "service refused us; 2 bad usage or input, nothing sent; 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"aistudios-chromakey {VERSION}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="export the jobs of a JSON, CSV or Excel file",
+                              description="Export every job of JOBS_FILE and download the videos.")  # fmt: skip
+    run.add_argument("jobs_file", metavar="JOBS_FILE",
+                     help="a JSON array of jobs, or a CSV or .xlsx table with a header row "
+                     "language,text,model,clothes[,...]")  # fmt: skip
+    _batch_options(run, "videos")
+    _service_options(run)
+    run.add_argument("--no-resume", action="store_true", help="keep no journal: export every job, even finished ones")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check the jobs file and the credentials, show what would be sent; no export")  # fmt: skip
+
+    demo = commands.add_parser("demo", help="run the tutorial's three jobs on the built-in simulator",
+                               description="See the whole flow work in seconds, with no key or network.")  # fmt: skip
+    _batch_options(demo, "videos-demo")
+    demo.set_defaults(api="legacy")
+
+    models = commands.add_parser("models", help="list the avatar models and their clothes (V3)",
+                                 description="The V3 model catalogue: ids, names and clothes ids.")  # fmt: skip
+    models.set_defaults(api="v3")
+    _service_options(models)
+    models.add_argument("--json", action="store_true", help="print the catalogue as JSON")
+    models.add_argument("-v", "--verbose", action="store_true", help="log every request")
+
+    simulate = commands.add_parser("simulate", help="run the simulator of the service until Ctrl-C",
+                                   description="Run the simulator in the foreground, for your own tests.")  # fmt: skip
+    simulate.add_argument("--port", type=int, default=0, help="the API port (default: any free one)")
+    simulate.add_argument("--token", default="sim-key", help="the API key it accepts (default: %(default)s)")
+    simulate.add_argument("--render-seconds", type=_positive(float), default=5.0, metavar="SECONDS",
+                          help="how long each render takes (default: %(default)s)")  # fmt: skip
+    simulate.add_argument("-v", "--verbose", action="store_true", help="log each request it serves")
+    return parser
