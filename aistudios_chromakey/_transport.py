@@ -205,6 +205,8 @@ class _Registers:
     def request(self, *args: Any, **kwargs: Any) -> Any:
         guard = getattr(_current, "guard", None)
         if guard is not None:
+            if guard.fired:  # a retry after the deadline: no more time for it
+                raise ConnectionAbortedError("the request's time is up")
             guard.connection = self
         return super().request(*args, **kwargs)  # type: ignore[misc]
 
@@ -304,6 +306,28 @@ def certainly_not_sent(error: requests.RequestException) -> bool:
     if isinstance(reason, MaxRetryError):
         reason = reason.reason
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+
+
+class NetworkProblem(Exception):
+    """What went wrong on the network, in words, without the request: a
+    ``requests`` exception holds the request, whose headers hold the
+    credential, and must not travel on as an exception's context.
+
+    :ivar not_sent: the connection was never made, so nothing was sent.
+    """
+
+    def __init__(self, reason: str, not_sent: bool):
+        super().__init__(reason)
+        self.not_sent = not_sent
+
+    @classmethod
+    def of(cls, error: requests.RequestException, cut_after: Optional[float] = None) -> NetworkProblem:
+        """Describe ``error``; ``cut_after``: the guard cut the request after so many seconds."""
+        if cut_after is not None:
+            return cls(f"no complete answer within {cut_after:g} s", not_sent=False)
+        if certainly_not_sent(error):
+            return cls(unreachable_reason(error), not_sent=True)
+        return cls(type(error).__name__, not_sent=False)
 
 
 def unreachable_reason(error: requests.RequestException) -> str:

@@ -378,6 +378,8 @@ class _Scheduler:
             logger.warning("job %d: %s; looking again in %.1f s", task.position, error, wait)
             self.schedule(task, time.monotonic() + wait)
             return
+        except ServiceError as error:  # a poll cut off by the job's deadline: the timeout is the news
+            raise watch.expired(time.monotonic(), f"job {task.position}: ") or error from None
         task.recheck = False
         if self.settings.on_progress is not None:
             self.settings.on_progress(watch.event(progress, task.position))

@@ -22,14 +22,13 @@ import requests
 from . import download, polling
 from ._transport import (
     DEFAULT_REQUEST_TIMEOUT,
+    NetworkProblem,
     RequestTimeout,
     api_session,
-    certainly_not_sent,
     check_request_timeout,
     guarded,
     request_seconds,
     storage_session,
-    unreachable_reason,
 )
 from ._version import VERSION
 from .answers import (
@@ -169,6 +168,7 @@ class Client:
         if path != TOKEN_PATH:
             headers["Authorization"] = self._authorization()
         seconds = min(request_seconds(self.request_timeout), limit)
+        problem: Optional[NetworkProblem] = None
         with guarded(seconds) as guard:
             try:
                 response = self._api.request(
@@ -182,10 +182,12 @@ class Client:
                 )
                 with response:
                     return self._read(response, what)
-            except requests.RequestException:
-                if guard.fired:
-                    raise requests.Timeout(f"no complete answer within {seconds:g} s") from None
-                raise
+            except requests.RequestException as error:
+                problem = NetworkProblem.of(error, seconds if guard.fired else None)
+        # Raised here, outside the handler, so that it carries no trace of
+        # the request (whose headers hold the credential).
+        assert problem is not None
+        raise problem
 
     def _read(self, response: requests.Response, what: str) -> Answer:
         if 300 <= response.status_code < 400:
@@ -206,8 +208,8 @@ class Client:
         what = "minting an access token"
         try:
             answer = self._exchange("POST", TOKEN_PATH, what, self.credentials.minting_body())
-        except requests.RequestException as error:
-            raise ServiceError(f"{what}: the service could not be reached ({type(error).__name__})") from None
+        except NetworkProblem as problem:
+            raise ServiceError(f"{what}: the service could not be reached ({problem})") from None
         if answer.status in (400, 401, 403, 404) or (answer.body is not None and not answer.ok):
             raise AuthenticationError(
                 f"{what}: the service refused the AppId and UserKey ({answer.detail}). Copy both again from "
@@ -254,13 +256,12 @@ class Client:
             if error.status is not None and 300 <= error.status < 400:
                 raise ExportRejected(f"{error} (nothing was exported)") from None
             raise
-        except requests.RequestException as error:
-            if certainly_not_sent(error):
+        except NetworkProblem as problem:
+            if problem.not_sent:
                 raise ServiceError(
-                    f"{what}: could not reach {self.base_url}: {unreachable_reason(error)}; nothing was sent",
-                    unreachable=True,
+                    f"{what}: could not reach {self.base_url}: {problem}; nothing was sent", unreachable=True
                 ) from None
-            raise _uncertain(what, f"the request was sent but no complete answer came back ({error})") from None
+            raise _uncertain(what, f"the request was sent but no complete answer came back ({problem})") from None
 
     def poll(self, project_key: str, *, limit: float = math.inf) -> Progress:
         """Ask a render's progress once, within ``limit`` seconds;
@@ -303,17 +304,23 @@ class Client:
             raise ValueError(f"project_key must be a non-empty string, not {project_key!r}")
         check_timing(poll_interval, timeout)
         watch = Watch(project_key, poll_interval, timeout, time.monotonic())
+        limited: Optional[RateLimited] = None  # the last answer, if it was a rate limit
         while True:
-            limited: Optional[RateLimited] = None
             try:
                 progress = self.poll(project_key, limit=watch.seconds_left(time.monotonic()))
             except RateLimited as error:
                 limited, pause = error, self.pause.extend(error)
                 logger.warning("project %s: rate limited; polling again in %g s", project_key, pause)
             except RenderFailed as error:
-                pause = watch.failed(error, time.monotonic())
+                limited, pause = None, watch.failed(error, time.monotonic())
                 logger.warning("%s; looking again in %.1f s", error, pause)
+            except ServiceError:
+                expired = watch.expired(time.monotonic())
+                if expired is None:
+                    raise
+                raise limited or expired from None  # a poll cut off by the deadline: the timeout is the news
             else:
+                limited = None
                 if on_progress is not None:
                     on_progress(watch.event(progress))
                 if progress.done:
@@ -323,9 +330,7 @@ class Client:
             expired = watch.expired(time.monotonic())
             if expired is not None:
                 raise limited or expired
-            if watch.deadline is not None:
-                pause = min(pause, watch.deadline - time.monotonic())
-            time.sleep(max(pause, 0.0))
+            time.sleep(min(pause, watch.seconds_left(time.monotonic())))
 
     def download_video(
         self,
@@ -383,8 +388,8 @@ class Client:
         """A GET of the API host, and the answers no endpoint can use refused."""
         try:
             answer = self._exchange("GET", path, what, limit=limit)
-        except requests.RequestException as error:
-            raise ServiceError(f"{what}: the service could not be reached ({error}); try again later") from None
+        except NetworkProblem as problem:
+            raise ServiceError(f"{what}: the service could not be reached ({problem}); try again later") from None
         refuse_errors(answer, what, self.credentials.kind)
         return answer
 

@@ -9,7 +9,7 @@ import logging
 import socket
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -18,9 +18,13 @@ from aistudios_chromakey import (
     BatchError,
     Client,
     ExportRejected,
+    ExportUncertain,
     InvalidJob,
+    JournalError,
     ProgressEvent,
     RenderFailed,
+    RenderTimeout,
+    ServiceError,
     export_chromakeys,
     list_models,
     request_export,
@@ -280,3 +284,140 @@ def test_the_legacy_flow_documents_no_catalogue(sim: Simulator) -> None:
 def test_the_official_sample_jobs_pass_the_catalogue(sim: Simulator) -> None:
     body = json.loads(json.dumps(V3_JOB))
     assert request_export(body, SECRET, api="v3", base_url=sim.base_url)
+
+
+# --- a hostile network and a misbehaving service -----------------------------------------
+
+
+def test_a_poll_answer_trickling_a_byte_a_second_cannot_outlast_the_timeout(
+    sim: Simulator, jobs: List[Dict[str, Any]]
+) -> None:
+    key = request_export(jobs[0], SECRET, base_url=sim.base_url)
+    sim.fault("progress", "trickle", rate=1.0, times=100)
+    started = time.monotonic()
+    with pytest.raises((RenderTimeout, ServiceError)):
+        wait_for_video(key, SECRET, base_url=sim.base_url, timeout=1.5, poll_interval=0.05)
+    assert time.monotonic() - started < 1.5 + 1.0  # the render's timeout held, whatever the network did
+
+
+def test_a_trickling_poll_does_not_keep_a_batch_past_its_timeout(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    sim.plan(*[RenderPlan(seconds=30) for _ in jobs])
+    sim.fault("progress", "trickle", rate=1.0, times=100)
+    started = time.monotonic()
+    with pytest.raises(BatchError) as caught:
+        export_chromakeys(jobs, SECRET, base_url=sim.base_url, out_dir=tmp_path, timeout=1.0, concurrency=3,
+                          poll_interval=0.05)  # fmt: skip
+    assert time.monotonic() - started < 3 * 1.0 + 2.0
+    assert [position for position, _ in caught.value.failures] == [1, 2, 3]
+
+
+def test_an_export_answer_that_trickles_is_uncertain_within_the_request_timeout(
+    sim: Simulator, jobs: List[Dict[str, Any]]
+) -> None:
+    sim.fault("export", "trickle", rate=1.0)
+    started = time.monotonic()
+    with pytest.raises(ExportUncertain, match=r"no complete answer within 1\.5 s"):
+        request_export(jobs[0], SECRET, base_url=sim.base_url, request_timeout=(0.5, 1.0))
+    assert time.monotonic() - started < 2.5  # each read got a byte in time: only the whole was too slow
+    assert len(sim.requests("api")) == 1
+
+
+@pytest.mark.parametrize("kind", ["endless", "huge"])
+def test_an_answer_far_larger_than_any_answer_is_refused_unread(
+    sim: Simulator, jobs: List[Dict[str, Any]], kind: str
+) -> None:
+    key = request_export(jobs[0], SECRET, base_url=sim.base_url)
+    sim.fault("progress", kind, times=100, size=100_000_000, status=502, content_type="text/html")
+    with pytest.raises(ServiceError, match="larger than 1048576 bytes") as caught:
+        Client(SECRET, base_url=sim.base_url).poll(key)
+    assert caught.value.status in (200, 502)
+
+
+def test_a_service_that_echoes_the_key_never_shows_it(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    key = request_export(jobs[0], SECRET, base_url=sim.base_url)
+    sim.fault("progress", "echo_key", status=200, times=10)
+    with pytest.raises((ServiceError, RenderFailed)) as caught:
+        wait_for_video(key, SECRET, base_url=sim.base_url, poll_interval=0.05, timeout=0.2)
+    error: Optional[BaseException] = caught.value
+    while error is not None:  # nor anything it was raised from or during
+        assert SECRET not in str(error) and SECRET[:15] not in str(error)
+        assert not hasattr(error, "request")
+        error = error.__cause__ or error.__context__
+    sim.fault("progress", "echo_key", status=502, content_type="text/html", times=10)
+    with pytest.raises(ServiceError) as html:
+        Client(SECRET, base_url=sim.base_url).poll(key)
+    assert SECRET not in str(html.value) and SECRET[:15] not in str(html.value)
+
+
+def test_a_lost_answer_does_not_carry_the_request_or_its_key(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.fault("export", "reset")
+    with pytest.raises(ExportUncertain) as caught:
+        request_export(jobs[0], SECRET, base_url=sim.base_url)
+    chain: Optional[BaseException] = caught.value
+    while chain is not None:
+        assert not hasattr(chain, "request"), chain
+        chain = chain.__cause__ or chain.__context__
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"success": "false", "data": {"progress": 100, "url": "http://127.0.0.1:9/v/x.mp4"}},
+        {"success": True, "data": [{"progress": 100}]},
+        {"data": {"progress": 100, "url": "http://127.0.0.1:9/v/x.mp4"}},
+    ],
+)
+def test_anything_but_success_true_is_not_a_success(
+    sim: Simulator, jobs: List[Dict[str, Any]], body: Dict[str, Any]
+) -> None:
+    key = request_export(jobs[0], SECRET, base_url=sim.base_url)
+    sim.fault("progress", "status", status=200, body=json.dumps(body).encode(), times=100)
+    with pytest.raises(RenderFailed):
+        wait_for_video(key, SECRET, base_url=sim.base_url, poll_interval=0.05, timeout=5)
+    assert not sim.requests("download")
+
+
+@pytest.mark.parametrize(
+    "spelling, canonical",
+    [
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("HTTP://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://[::ffff:127.0.0.1]:8080", "http://127.0.0.1:8080"),
+        ("https://AISTUDIOS.COM:443/", "https://aistudios.com"),
+        ("https://aistudios.com.", "https://aistudios.com"),
+        ("http://v2.aistudios.com:80", "http://v2.aistudios.com"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+    ],
+)
+def test_one_service_has_one_address_whatever_its_spelling(spelling: str, canonical: str) -> None:
+    assert Client("k", base_url=spelling).base_url == canonical
+
+
+def test_the_same_job_under_another_spelling_of_the_host_is_not_paid_twice(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    port = sim.base_url.rsplit(":", 1)[1]
+    for base in (sim.base_url, f"http://[::ffff:127.0.0.1]:{port}/", sim.base_url.upper()):
+        export_chromakeys(jobs[:1], SECRET, base_url=base, out_dir=tmp_path, poll_interval=0.05)
+    assert len(sim.exports) == 1
+
+
+def test_a_second_run_on_a_folder_is_told_to_wait_not_to_pay_again_elsewhere(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    import fcntl
+    import os
+
+    held = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(JournalError) as caught:
+            export_chromakeys(jobs, SECRET, base_url=sim.base_url, out_dir=tmp_path)
+    finally:
+        os.close(held)
+    message = str(caught.value)
+    assert "wait for it to finish, or stop it" in message
+    assert "another output folder" not in message
+    assert sim.log == []

@@ -100,3 +100,12 @@ class PacedWriter:
 
     def flush(self) -> None:
         self.raw.flush()
+
+    @property
+    def closed(self) -> bool:
+        return bool(getattr(self.raw, "closed", False))
+
+    def close(self) -> None:
+        close = getattr(self.raw, "close", None)
+        if close is not None:
+            close()
