@@ -101,24 +101,29 @@ def write_bytes() -> int:
     return int(_field("/proc/self/io", "write_bytes:"))
 
 
-def python(arguments: List[str], env: Optional[Dict[str, str]] = None) -> Tuple[float, str]:
+def python(
+    arguments: List[str], env: Optional[Dict[str, str]] = None, timeout: Optional[float] = None
+) -> Tuple[float, str]:
     """Run this Python in a fresh process from the repository root; its wall
-    time (start to exit) and its stdout. Raises if it fails."""
+    time (start to exit) and its stdout. Raises if it fails; after ``timeout``
+    seconds, kills it and raises ``subprocess.TimeoutExpired``."""
     environment = dict(env or os.environ)
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), environment.get("PYTHONPATH")]))
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, *arguments], capture_output=True, text=True, cwd=REPO, env=environment)
+    command = [sys.executable, *arguments]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=environment, timeout=timeout)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{arguments} failed:\n{done.stderr.strip()[-2000:]}")
     return seconds, done.stdout
 
 
-def call(function: str, **arguments: Any) -> Dict[str, Any]:
+def call(function: str, timeout: Optional[float] = None, **arguments: Any) -> Dict[str, Any]:
     """``module:function(**arguments)`` in a fresh process; the dict it returns."""
     module, name = function.split(":")
     code = f"import json, sys; from {module} import {name}; print(json.dumps({name}(**json.loads(sys.argv[1]))))"
-    return dict(json.loads(python(["-c", code, json.dumps(arguments)])[1].strip().splitlines()[-1]))
+    printed = python(["-c", code, json.dumps(arguments)], timeout=timeout)[1]
+    return dict(json.loads(printed.strip().splitlines()[-1]))
 
 
 def export_batch(base_url: str, token: str, count: int, out_dir: str, **settings: Any) -> Dict[str, Any]:
@@ -158,6 +163,11 @@ def peak_per_second(times: Sequence[float]) -> int:
     return peak
 
 
+def polls_at(sim: Simulator) -> List[float]:
+    """When each progress request arrived, by the simulator's clock."""
+    return [request.time for request in sim.polls()]
+
+
 def planned(sim: Simulator) -> List[float]:
     """The render times of the exports the simulator accepted, in their order."""
     return [export.render_seconds for export in sim.exports]
@@ -170,17 +180,25 @@ def log(message: str) -> None:
 #: What "one poll" adds to the ideal: the shortest wait between two polls of
 #: one render under adaptive polling.
 ONE_POLL = 0.5
+#: A batch still running after this many times its ideal is stopped and reported so.
+GIVE_UP = 8.0
 
 
 def batch_against_ideal(count: int, concurrency: int, seed: int = 7, **settings: Any) -> Dict[str, Any]:
     """``count`` jobs of renders uniform 1-3 s through ``export_chromakeys``
     in a child process, against a simulator in this one; what it cost
-    beside what the renders alone would take at that concurrency."""
+    beside what the renders alone would take at that concurrency. A batch
+    still running after ``GIVE_UP`` times its ideal is stopped: ``stopped``."""
+    renders = render_times(count, seed)
+    limit = GIVE_UP * (ideal(renders, concurrency) + ONE_POLL)
     with Simulator() as sim, tempfile.TemporaryDirectory(prefix="bench-") as out:
-        sim.plan(*[RenderPlan(seconds=seconds) for seconds in render_times(count, seed)])
-        arguments = dict(base_url=sim.base_url, token=sim.token, count=count, out_dir=out)
-        result = call("benchmarks._common:export_batch", concurrency=concurrency, **arguments, **settings)
-        served, polls = len(sim.requests()), [r.time for r in sim.polls()]
+        sim.plan(*[RenderPlan(seconds=seconds) for seconds in renders])
+        arguments = dict(base_url=sim.base_url, token=sim.token, count=count, out_dir=out, **settings)
+        try:
+            result = call("benchmarks._common:export_batch", limit, concurrency=concurrency, **arguments)
+        except subprocess.TimeoutExpired:
+            return {"stopped": limit, "ideal": limit / GIVE_UP, "peak_polls": peak_per_second(polls_at(sim))}
+        served, polls = len(sim.requests()), polls_at(sim)
         best = ideal(planned(sim), concurrency) + ONE_POLL
     if result["files"] != count or len(polls) < count:
         raise RuntimeError(f"{count} jobs: {result['files']} files, {len(polls)} polls")

@@ -34,29 +34,24 @@ def main() -> int:
     for count, concurrency in QUICK if flags.quick else FULL:
         common.log(f"scale: {count} jobs at concurrency {concurrency}")
         r = common.batch_against_ideal(count, concurrency)
+        if "stopped" in r:
+            stopped = f"> {r['stopped']:.0f} (stopped)"
+            rows.append([f"{count:,}", concurrency, stopped, f"{r['ideal']:.2f}", f"> {common.GIVE_UP:g}x"])
+            rows[-1] += [common.verdict(False), "-", "-", "-", "-", r["peak_polls"]]
+            continue
         ratio, cpu_ms = r["wall"] / r["ideal"], 1000 * r["cpu_per_request"]
-        rows.append(
-            [
-                f"{count:,}",
-                concurrency,
-                f"{r['wall']:.2f}",
-                f"{r['ideal']:.2f}",
-                f"{ratio:.3f}x",
-                f"<= {TARGET_RATIO}x: {common.verdict(ratio <= TARGET_RATIO)}",
-                r["served"],
-                f"{cpu_ms:.3f}",
-                f"< {TARGET_CPU_MS} ms: {common.verdict(cpu_ms < TARGET_CPU_MS)}",
-                f"{r['rss'] / common.MB:.1f}",
-                r["peak_polls"],
-            ]
-        )
+        rows.append([f"{count:,}", concurrency, f"{r['wall']:.2f}", f"{r['ideal']:.2f}", f"{ratio:.3f}x"])
+        rows[-1] += [f"<= {TARGET_RATIO}x: {common.verdict(ratio <= TARGET_RATIO)}", r["served"], f"{cpu_ms:.3f}"]
+        rows[-1] += [f"< {TARGET_CPU_MS} ms: {common.verdict(cpu_ms < TARGET_CPU_MS)}", f"{r['rss'] / common.MB:.1f}"]
+        rows[-1].append(r["peak_polls"])
     headers = ["jobs", "concurrency", "wall s", "ideal s", "wall / ideal", "target"]
     headers += ["requests served", "client CPU ms per request", "target", "client peak RSS MB", "peak polls/s"]
     print("### Scale\n")
     print(common.table(headers, rows, left=0))
     print(
         f"\nIdeal: planned renders started as soon as a slot is free, plus one poll ({common.ONE_POLL:g} s). "
-        "CPU: the client process's user + system time over the batch. Peak RSS: the client process's VmHWM."
+        "CPU: the client process's user + system time over the batch. Peak RSS: the client process's VmHWM. "
+        f"A batch still running after {common.GIVE_UP:g}x its ideal is stopped."
     )
     return 0
 
