@@ -67,8 +67,8 @@ def run(sizes: List[int], scale: float) -> List[Dict[str, Any]]:
     with ThreadPoolExecutor(max_workers=1) as pool:
         if max(sizes) >= 100:
             renders = [s * scale for s in common.render_times(max(sizes), low=1, high=4)]
-            job = dict(config=CONFIGS[0], renders=renders, poll=poll)
-            background = pool.submit(common.call, "benchmarks.batches:measure", **job)
+            measured = "benchmarks.batches:measure"
+            background = pool.submit(common.call, measured, None, config=CONFIGS[0], renders=renders, poll=poll)
         for size in sizes:
             renders = [s * scale for s in common.render_times(size, low=1, high=4)]
             for config in CONFIGS:
