@@ -14,6 +14,7 @@ can only add time). Target: import alone < 2x ``import requests``.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -52,6 +53,26 @@ def measure(runs: int) -> Dict[str, List[List[float]]]:
     return results
 
 
+def beyond_requests() -> str:
+    """What ``import aistudios_chromakey`` imports that ``import requests``
+    does not, by each module's own time (``-X importtime``, the best of 3 runs
+    on a warm bytecode cache), largest first."""
+    own: Dict[str, Dict[str, float]] = {"requests": {}, "aistudios_chromakey": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-pycache-") as cache:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = cache
+        for module in ["requests", "aistudios_chromakey"] * 4:  # the first round fills the cache
+            command = [sys.executable, "-X", "importtime", "-c", f"import {module}"]
+            done = subprocess.run(command, capture_output=True, text=True, cwd=common.REPO, env=env)
+            lines = [line.split("|") for line in done.stderr.splitlines() if line.startswith("import time:")]
+            for us, _, name in lines[1:]:
+                ms = int(us.split(":")[1]) / 1000
+                own[module][name.strip()] = min(ms, own[module].get(name.strip(), ms))
+    extra = {name: ms for name, ms in own["aistudios_chromakey"].items() if name not in own["requests"]}
+    top = ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(extra.items(), key=lambda item: -item[1])[:6])
+    return f"{len(extra)} modules, {sum(extra.values()):.1f} ms in all ({top} ms)"
+
+
 def main() -> int:
     flags = common.options(__doc__)
     runs = 5 if flags.quick else 7
@@ -79,6 +100,7 @@ def main() -> int:
     target = f"target < {TARGET:g}x: {common.verdict(ratio < TARGET)}"
     print(f"\nimport aistudios_chromakey / import requests, import alone: **{ratio:.2f}x** ({target}).", end="")
     print(f" Best and median of {runs}. `--version` printed `{version.strip()}` (run as `python -m`).")
+    print(f"What `import aistudios_chromakey` imports beyond `import requests`: {beyond_requests()}.")
     return 0
 
 
