@@ -20,7 +20,7 @@ standing in for ``node-fetch`` and ``https.get``, and nothing of our library:
   the next job is exported; Node does not exit while a download is pending,
   so :func:`run_tutorial` joins those threads before it returns.
 
-Why: the benchmarks (``benchmarks/run.py``) compare our library's batch
+Why: the benchmarks (``benchmarks/batches.py``) compare our library's batch
 against what the tutorial's users run today. The tutorial is JavaScript; a
 Python transliteration runs in the same interpreter and against the same
 simulator as the library, so the comparison measures the loop's design
