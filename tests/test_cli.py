@@ -84,11 +84,27 @@ def test_run_exports_a_json_batch_and_exits_0(sim: Simulator, jobs: List[Dict[st
         assert f"job {n}: done" in result.stderr  # plain progress lines when not on a terminal
 
 
+def _run_here(
+    sim: Simulator, jobs_file: Path, *extra: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> subprocess.CompletedProcess[str]:
+    """As :func:`_run`, in this process: ``main()`` returns the exit status, and
+    the library's waits are the tests' short ones (a failed render is one that
+    stays failed for a while)."""
+    from aistudios_chromakey.cli import main
+
+    monkeypatch.setenv("AISTUDIOS_API_KEY", SECRET)
+    monkeypatch.chdir(jobs_file.parent)
+    status = main(["run", str(jobs_file), "--base-url", sim.base_url, "--poll-interval", "0.05", *extra])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess([], status, out, err)
+
+
 def test_a_failed_job_exits_1_and_the_summary_names_it(
-    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
-) -> None:
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
     sim.plan(RenderPlan(seconds=0.1), RenderPlan(seconds=0.1, fail_at=0), RenderPlan(seconds=0.1))
-    result = _run(sim, _json_file(tmp_path, jobs))
+    result = _run_here(sim, _json_file(tmp_path, jobs), monkeypatch=monkeypatch, capsys=capsys)
     assert result.returncode == 1
     key = sim.exports[1].key
     assert re.search(rf"^\s+2\s+{key}\s+failed\s+.*render failed", result.stdout, re.MULTILINE), result.stdout
@@ -488,9 +504,12 @@ def test_dry_run_checks_everything_and_sends_no_export(
     assert SECRET not in result.stdout + result.stderr
 
 
-def test_json_prints_one_object_for_scripts(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+def test_json_prints_one_object_for_scripts(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
     sim.plan(RenderPlan(seconds=0.1), RenderPlan(seconds=0.1, fail_at=0), RenderPlan(seconds=0.1))
-    result = _run(sim, _json_file(tmp_path, jobs), "--json", "-q")
+    result = _run_here(sim, _json_file(tmp_path, jobs), "--json", "-q", monkeypatch=monkeypatch, capsys=capsys)
     assert result.returncode == 1
     data = json.loads(result.stdout)
     assert data["totals"] == {"jobs": 3, "done": 2, "exported": 3, "skipped": 0, "failed": 1, "not_finished": 0}
