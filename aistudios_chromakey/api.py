@@ -276,6 +276,7 @@ def export_chromakeys(
     app_id: Optional[str] = None,
     user_key: Optional[str] = None,
     filename_template: Optional[str] = None,
+    adopt: Optional[Mapping[int, str]] = None,
 ) -> List[Path]:
     """Export every job and download its video into ``out_dir`` (the
     tutorial's whole loop).
@@ -310,6 +311,9 @@ def export_chromakeys(
         first words), ``{language}``, ``{model}``, ``{clothes}``, ``{key}``
         (the project key), ``{name}`` (the tutorial's name); made safe, with
         ``.mp4`` added. A job's own ``filename`` comes first.
+    :param adopt: project keys you know for some jobs, by position (1-based),
+        such as a key printed when the journal could not be written: they are
+        recorded, then polled and downloaded, never exported again.
     :return: the downloaded files, in the order of the jobs.
     :rtype: list[pathlib.Path]
     :raises InvalidJob: a job is malformed (nothing was sent).
@@ -328,5 +332,5 @@ def export_chromakeys(
     )  # fmt: skip
     return client.export_chromakeys(
         jobs, out_dir=out_dir, poll_interval=poll_interval, timeout=timeout, on_progress=on_progress,
-        concurrency=concurrency, resume=resume, filename_template=filename_template,
+        concurrency=concurrency, resume=resume, filename_template=filename_template, adopt=adopt,
     )  # fmt: skip

@@ -4,7 +4,7 @@ value is read and checked before anything is sent."""
 from __future__ import annotations
 
 import argparse
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 from ._version import VERSION
 from .credentials import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV
@@ -28,6 +28,13 @@ def _render_limit(text: str) -> Optional[float]:
     if seconds < 0 or seconds != seconds:
         raise argparse.ArgumentTypeError(f"must be a number of seconds, or 0 for no limit, not {text!r}")
     return None if seconds == 0 else seconds
+
+
+def _adopted(text: str) -> Tuple[int, str]:
+    position, _, key = text.partition("=")
+    if not position.strip().isdigit() or not key.strip():
+        raise argparse.ArgumentTypeError(f"must look like POSITION=KEY, e.g. 2=ee002400bc75, not {text!r}")
+    return int(position), key.strip()
 
 
 def _positive(kind: type) -> Any:
@@ -99,6 +106,9 @@ def parser() -> argparse.ArgumentParser:
     _batch_options(run, "videos")
     _service_options(run)
     run.add_argument("--no-resume", action="store_true", help="keep no journal: export every job, even finished ones")
+    run.add_argument("--adopt", action="append", type=_adopted, default=[], metavar="POSITION=KEY",
+                     help="a project key you know for job POSITION (one printed when the journal could not be "
+                     "written): it is recorded, polled and downloaded, never exported again")  # fmt: skip
     run.add_argument("--dry-run", action="store_true",
                      help="check the jobs file and the credentials, show what would be sent; no export")  # fmt: skip
 

@@ -12,20 +12,15 @@ exporting them again, and skips finished jobs whose file is still there.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable, List, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Deque, Iterable, List, Mapping, Optional, Union
 
-from .catalogue import check_jobs_against
 from .download import SavedVideo
 from .errors import (
     AIStudiosError,
@@ -40,9 +35,10 @@ from .errors import (
 )
 from .events import ProgressCallback, ProgressEvent
 from .jobs import Job, check_jobs
-from .journal import Entry, JobState, Journal, open_journal
+from .journal import Entry, JobState, Journal, open_journal, sync_folder
 from .names import check_template, from_template, safe_filename
 from .polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT, Watch, check_timing
+from .preflight import check_adopted, check_catalogue, check_folder, fingerprints
 
 if TYPE_CHECKING:
     from .client import Client
@@ -86,19 +82,6 @@ class _Settings:
     filename_template: Optional[str]
 
 
-def fingerprints(jobs: List[Job], api: str, base_url: str) -> List[str]:
-    """A stable identity per job: its body, the flow and the host. The n-th
-    copy of an identical job is a job of its own (``#n``)."""
-    seen: Dict[str, int] = {}
-    result = []
-    for job in jobs:
-        canonical = json.dumps({"job": job.body, "api": api, "host": base_url}, sort_keys=True, ensure_ascii=False)
-        digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
-        seen[digest] = seen.get(digest, 0) + 1
-        result.append(f"{digest}#{seen[digest]}")
-    return result
-
-
 def run_batch(
     client: Client,
     jobs: Iterable[Mapping[str, Any]],
@@ -110,6 +93,7 @@ def run_batch(
     concurrency: int = 1,
     resume: bool = True,
     filename_template: Optional[str] = None,
+    adopt: Optional[Mapping[int, str]] = None,
 ) -> List[Path]:
     """:func:`aistudios_chromakey.export_chromakeys` on ``client``."""
     checked = check_jobs(jobs, client.flow)
@@ -123,9 +107,16 @@ def run_batch(
     check_folder(folder)
     if client.flow.mints_tokens:
         check_catalogue(client, checked)
+    adopted = check_adopted(adopt, len(checked), resume)
     tasks = [_Task(job, f) for job, f in zip(checked, fingerprints(checked, client.flow.name, client.base_url))]
     settings = _Settings(folder, poll_interval, timeout, on_progress, filename_template)
     with open_journal(folder, keep=resume) as journal:
+        for position, key in adopted.items():
+            task = tasks[position - 1]
+            entry = journal.get(task.fingerprint)
+            if entry is None or entry.project_key != key:
+                logger.info("job %d: adopting project %s", position, key)
+                journal.put(task.fingerprint, Entry(position, JobState.SUBMITTED, key))
         try:
             _Scheduler(client, journal, settings).run(tasks, concurrency)
         except KeyboardInterrupt as interrupt:
@@ -144,42 +135,6 @@ def run_batch(
     if failures:
         raise BatchError(failures, paths)
     return [path for path in paths if path is not None]
-
-
-def check_catalogue(client: Client, jobs: List[Job]) -> None:
-    """V3: every job's model and clothes must be in the service's catalogue,
-    checked before anything is paid for. A catalogue that cannot be read is
-    no reason to stop: the service will judge the jobs itself."""
-    try:
-        models = client.models()
-    except ServiceError as error:
-        logger.warning("the model catalogue could not be read (%s); the jobs' IDs are not checked", error)
-        return
-    check_jobs_against(jobs, models)
-
-
-#: Free space the output folder must have before anything is paid for: room for a video.
-MIN_FREE_BYTES = 64 * 1024 * 1024
-
-
-def check_folder(folder: Path) -> None:
-    """Make sure videos can be saved in ``folder`` before any render is paid
-    for: it exists (or is created), a file can be written there, and the
-    disk has room for at least one video."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder, prefix=".aistudios-chromakey-probe.") as probe:
-            probe.write(b"\0")
-        free = shutil.disk_usage(folder).free
-    except OSError as error:
-        raise JournalError(
-            f"cannot save videos in the output folder {folder} ({error.strerror or error}); nothing was sent"
-        ) from None
-    if free < MIN_FREE_BYTES:
-        raise JournalError(
-            f"the output folder {folder} has only {free // (1024 * 1024)} MiB free, not enough for a video; "
-            "nothing was sent"
-        )
 
 
 class _Scheduler:
@@ -414,6 +369,8 @@ class _Scheduler:
             self.schedule(task, time.monotonic())
             return
         saved = task.saved
+        if self.journal.keeps:
+            sync_folder(self.settings.folder)  # the file's name is on disk before the journal says done
         entry = Entry(task.position, JobState.DONE, task.project_key, saved.path.name, saved.size, saved.sha256)
         self.journal.put(task.fingerprint, entry)
         logger.info("job %d done: %s", task.position, saved.path)

@@ -74,6 +74,8 @@ def _run_batch(jobs: List[Dict[str, Any]], origins: List[str], credentials: Give
     live = sys.stderr.isatty() and not options.verbose
     board = Board(len(jobs), sys.stderr, live, options.quiet, concurrency=options.concurrency)
     extra: Dict[str, Any] = {} if options.name is None else {"filename_template": options.name}
+    if getattr(options, "adopt", None):
+        extra["adopt"] = dict(options.adopt)
     errors: Dict[int, BaseException] = {}
     try:
         with board:

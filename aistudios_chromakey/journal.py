@@ -20,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import logging
 import os
+import re
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, replace
@@ -28,6 +30,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
 from .errors import JournalError
+
+logger = logging.getLogger("aistudios_chromakey")
 
 #: The journal's file name inside the output folder.
 JOURNAL_NAME = ".aistudios-chromakey.json"
@@ -74,6 +78,11 @@ class Journal:
         self.entries: Dict[str, Entry] = {}
         self._fd: Optional[int] = None
         self._lines = 0
+
+    @property
+    def keeps(self) -> bool:
+        """Whether this journal writes anything (``resume=True``)."""
+        return self._fd is not None
 
     def get(self, fingerprint: str) -> Optional[Entry]:
         return self.entries.get(fingerprint)
@@ -257,10 +266,31 @@ def open_journal(folder: Path, keep: bool) -> Iterator[Journal]:
     with _folder_lock(folder):
         journal.load()
         journal.compact()
+        remove_leftovers(folder)
         try:
             yield journal
         finally:
             journal.finish()
+
+
+# What a run of this library leaves behind when it is killed: a download's
+# temporary file (".<name>.<8 hex>.part") and a journal being rewritten.
+_LEFTOVER = re.compile(r"^\..+\.[0-9a-f]{8}\.part$|^" + re.escape(JOURNAL_NAME) + r"\..+\.tmp$")
+
+
+def remove_leftovers(folder: Path) -> int:
+    """Remove the temporary files an earlier, killed run of this folder left
+    (only names this library makes; run while the folder is locked, so no
+    other run is writing them). Returns how many were removed."""
+    removed = 0
+    for entry in os.scandir(folder):
+        if _LEFTOVER.match(entry.name) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed += 1
+    if removed:
+        logger.info("removed %d temporary file(s) an earlier run left in %s", removed, folder)
+    return removed
 
 
 @contextlib.contextmanager

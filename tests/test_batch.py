@@ -402,6 +402,7 @@ def test_a_killed_batch_run_again_pays_for_nothing_twice(
     _, stderr = again.communicate(timeout=60)
     assert again.returncode == 0, stderr.decode()
     assert sorted(json.dumps(e.body) for e in sim.exports) == sorted(json.dumps(j) for j in jobs)  # once each
+    assert not list(tmp_path.glob(".*.part"))  # whatever the kill left, the next run cleared
     by_job = {json.dumps(e.body): e.key for e in sim.exports}
     for job in jobs:
         key = by_job[json.dumps(job)]
@@ -590,9 +591,9 @@ def test_an_output_folder_that_cannot_hold_videos_is_refused_before_paying(
 def test_a_full_disk_is_refused_before_paying(
     sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aistudios_chromakey import batch
+    from aistudios_chromakey import preflight
 
-    monkeypatch.setattr(batch, "MIN_FREE_BYTES", 1 << 60)  # more than any disk has
+    monkeypatch.setattr(preflight, "MIN_FREE_BYTES", 1 << 60)  # more than any disk has
     with pytest.raises(JournalError, match="MiB free, not enough for a video"):
         export_chromakeys(jobs, SECRET, out_dir=tmp_path, resume=False, **fast)
     assert sim.log == []
@@ -636,3 +637,42 @@ def test_a_chosen_name_without_an_extension_gets_mp4(
 ) -> None:
     paths = export_chromakeys([dict(jobs[0], filename="인사")], SECRET, out_dir=tmp_path, **fast)
     assert [p.name for p in paths] == ["인사.mp4"]
+
+
+# --- stranded exports and leftovers ---------------------------------------------------
+
+
+def test_a_key_the_journal_could_not_keep_is_adopted_not_paid_again(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    key = request_export(jobs[1], SECRET, base_url=sim.base_url)  # paid; its key only printed
+    paths = export_chromakeys(jobs, SECRET, out_dir=tmp_path, adopt={2: key}, **fast)
+    assert sorted(json.dumps(e.body) for e in sim.exports) == sorted(json.dumps(j) for j in jobs)  # once each
+    assert paths[1].read_bytes() == sim.video(key)
+    assert _journal(tmp_path)["jobs"]
+    export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)  # and the journal remembers it
+    assert len(sim.exports) == 3
+
+
+@pytest.mark.parametrize(
+    "adopt, message",
+    [({4: "k"}, "not the position of a job"), ({0: "k"}, "not the position"), ({1: " "}, "non-empty string")],
+)
+def test_adopting_checks_positions_and_keys_before_sending(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path, adopt: Any, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        export_chromakeys(jobs, SECRET, out_dir=tmp_path, adopt=adopt, **fast)
+    assert sim.log == []
+
+
+def test_a_run_removes_the_temporary_files_a_killed_run_left_and_nothing_else(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    leftovers = [".clip.mp4.0a1b2c3d.part", ".aistudios-chromakey.json.x8_k2.tmp"]
+    kept = ["notes.part", ".hidden", "clip.mp4", ".clip.mp4.NOTHEX00.part"]
+    for name in leftovers + kept:
+        (tmp_path / name).write_bytes(b"x")
+    export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, **fast)
+    assert not [name for name in leftovers if (tmp_path / name).exists()]
+    assert all((tmp_path / name).read_bytes() == b"x" for name in kept)

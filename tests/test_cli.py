@@ -597,3 +597,13 @@ def test_models_prints_the_v3_catalogue(sim: Simulator, tmp_path: Path) -> None:
     listing = cli("models", "--json", "--base-url", sim.base_url, cwd=tmp_path)
     models = json.loads(listing.stdout)
     assert all({"id", "names", "clothes"} <= set(model) for model in models)
+
+
+def test_a_printed_key_is_given_back_with_adopt(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    key = request_export(jobs[0], SECRET, base_url=sim.base_url)
+    result = _run(sim, _json_file(tmp_path, jobs[:1]), "--adopt", f"1={key}")
+    assert result.returncode == 0, result.stderr
+    assert [e.key for e in sim.exports] == [key]  # polled and downloaded, not exported again
+    assert (tmp_path / "videos" / f"{key}.mp4").read_bytes() == sim.video(key)
+    bad = _run(sim, _json_file(tmp_path, jobs[:1]), "--adopt", "one=KEY")
+    assert bad.returncode == 2 and "POSITION=KEY" in bad.stderr

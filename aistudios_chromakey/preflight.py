@@ -1,0 +1,88 @@
+"""What a batch checks before anything is sent or paid for: the output
+folder, the jobs' models (V3), the keys given to adopt, and each job's
+identity across runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional
+
+from .catalogue import check_jobs_against
+from .errors import JournalError, ServiceError
+from .jobs import Job
+
+if TYPE_CHECKING:
+    from .client import Client
+
+logger = logging.getLogger("aistudios_chromakey")
+
+
+def fingerprints(jobs: List[Job], api: str, base_url: str) -> List[str]:
+    """A stable identity per job: its body, the flow and the host. The n-th
+    copy of an identical job is a job of its own (``#n``)."""
+    seen: Dict[str, int] = {}
+    result = []
+    for job in jobs:
+        canonical = json.dumps({"job": job.body, "api": api, "host": base_url}, sort_keys=True, ensure_ascii=False)
+        digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+        seen[digest] = seen.get(digest, 0) + 1
+        result.append(f"{digest}#{seen[digest]}")
+    return result
+
+
+def check_adopted(adopt: Optional[Mapping[int, str]], count: int, resume: bool) -> Dict[int, str]:
+    """``adopt``: project keys the caller knows for some jobs (a key printed
+    when the journal could not be written), by 1-based position."""
+    if not adopt:
+        return {}
+    if not resume:
+        raise ValueError("adopt= needs the journal: it records the keys it is given (resume=True)")
+    if not isinstance(adopt, Mapping):
+        raise ValueError(f"adopt must map job positions to project keys, not {type(adopt).__name__}")
+    for position, key in adopt.items():
+        if not isinstance(position, int) or isinstance(position, bool) or not 1 <= position <= count:
+            raise ValueError(f"adopt: {position!r} is not the position of a job (1 to {count})")
+        if not isinstance(key, str) or not key.strip():
+            raise ValueError(f"adopt: job {position}'s project key must be a non-empty string, not {key!r}")
+    return {position: key.strip() for position, key in adopt.items()}
+
+
+def check_catalogue(client: Client, jobs: List[Job]) -> None:
+    """V3: every job's model and clothes must be in the service's catalogue,
+    checked before anything is paid for. A catalogue that cannot be read is
+    no reason to stop: the service will judge the jobs itself."""
+    try:
+        models = client.models()
+    except ServiceError as error:
+        logger.warning("the model catalogue could not be read (%s); the jobs' IDs are not checked", error)
+        return
+    check_jobs_against(jobs, models)
+
+
+#: Free space the output folder must have before anything is paid for: room for a video.
+MIN_FREE_BYTES = 64 * 1024 * 1024
+
+
+def check_folder(folder: Path) -> None:
+    """Make sure videos can be saved in ``folder`` before any render is paid
+    for: it exists (or is created), a file can be written there, and the
+    disk has room for at least one video."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".aistudios-chromakey-probe.") as probe:
+            probe.write(b"\0")
+        free = shutil.disk_usage(folder).free
+    except OSError as error:
+        raise JournalError(
+            f"cannot save videos in the output folder {folder} ({error.strerror or error}); nothing was sent"
+        ) from None
+    if free < MIN_FREE_BYTES:
+        raise JournalError(
+            f"the output folder {folder} has only {free // (1024 * 1024)} MiB free, not enough for a video; "
+            "nothing was sent"
+        )
