@@ -19,19 +19,23 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Optional, Tuple
+from typing import IO, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 import requests
 
-from ._transport import RequestTimeout
+from ._transport import RequestTimeout, guarded, request_seconds
 from .containers import SNIFF_BYTES, looks_like_video
 from .errors import DownloadError
 from .names import truncate_utf8
 
 logger = logging.getLogger("aistudios_chromakey")
 
-_CHUNK = 1024 * 1024
+# Reads small enough that a slow but living transfer (a chunk per
+# STALL_SECONDS) keeps pushing its deadline on.
+_CHUNK = 64 * 1024
+#: Seconds an attempt may go without a chunk arriving before it is cut.
+STALL_SECONDS = 30.0
 #: Attempts per download, each resuming where the last one stopped.
 ATTEMPTS = 5
 #: Seconds before the second attempt; each next one waits twice as long (4 s at most).
@@ -92,6 +96,7 @@ class _Transfer:
     def __init__(self, session: requests.Session, url: str, out: IO[bytes], request_timeout: RequestTimeout):
         self.session, self.url, self.out, self.request_timeout = session, url, out, request_timeout
         self.validator: Optional[str] = None  # the ETag or Last-Modified a resume must match
+        self.stalled = ""  # why the last attempt was cut, when its guard cut it
         self.restart()
 
     def restart(self) -> None:
@@ -110,9 +115,9 @@ class _Transfer:
             try:
                 if self.attempt():
                     return self.received, self.digest.hexdigest()
-                problem = "the connection closed early"
+                problem = self.stalled or "the connection closed early"
             except _TRANSIENT as error:
-                problem = type(error).__name__
+                problem = self.stalled or type(error).__name__
             except requests.RequestException as error:  # a redirect loop, a bad scheme, a broken encoding...
                 raise DownloadError(
                     f"{where(self.url)}: the download failed ({type(error).__name__}: {error})"
@@ -133,18 +138,24 @@ class _Transfer:
     def attempt(self) -> bool:
         """One request; True when the whole body has arrived."""
         # Authorization: None removes any such header a caller's session carries.
-        headers = {"Authorization": None, "Accept-Encoding": "identity"}
+        headers: Dict[str, Optional[str]] = {"Authorization": None, "Accept-Encoding": "identity"}
         if self.received:
             headers["Range"] = f"bytes={self.received}-"
             if self.validator:
                 headers["If-Range"] = self.validator
-        with self.session.get(
-            self.url, stream=True, headers=headers, timeout=self.request_timeout, auth=_no_credentials
-        ) as response:
+        # A read timeout bounds each read, not the transfer: a trickle never
+        # times out. The guard starts with the time to connect and answer,
+        # and each chunk received buys STALL_SECONDS more.
+        self.stalled = ""
+        with guarded(request_seconds(self.request_timeout)) as guard, self.get(headers) as response:
             self.begin(response)
             content_type = response.headers.get("Content-Type", "")
             for chunk in response.iter_content(chunk_size=_CHUNK):
+                guard.extend(STALL_SECONDS)
                 self.take(chunk, content_type)
+        if guard.fired:
+            self.stalled = f"no progress for {STALL_SECONDS:g} s"
+            return False
         if self.total is not None and self.received < self.total:
             return False
         if self.total is not None and self.received > self.total:
@@ -154,6 +165,11 @@ class _Transfer:
         if len(self.head) < SNIFF_BYTES:
             self.check_video(content_type)
         return True
+
+    def get(self, headers: Dict[str, Optional[str]]) -> requests.Response:
+        return self.session.get(
+            self.url, stream=True, headers=headers, timeout=self.request_timeout, auth=_no_credentials
+        )
 
     def begin(self, response: requests.Response) -> None:
         """Make sense of the answer's status: a resumed part, or the whole."""

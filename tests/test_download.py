@@ -14,7 +14,7 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aistudios_chromakey import DownloadError, download_video, request_export, wait_for_video
+from aistudios_chromakey import DownloadError, download, download_video, request_export, wait_for_video
 from aistudios_chromakey.containers import looks_like_video
 from aistudios_chromakey.names import safe_filename
 from aistudios_chromakey.simulator import RenderPlan, Simulator
@@ -311,3 +311,42 @@ def test_a_reserved_name_with_a_trailing_blank_is_defused() -> None:
 def test_a_chosen_name_too_long_for_a_file_system_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at most 150 bytes"):
         download_video("http://127.0.0.1:9/x.mp4", tmp_path, filename="n" * 300 + ".mp4")
+
+
+# --- wall-clock bounds ---------------------------------------------------------------
+
+
+def test_a_download_trickling_a_byte_a_second_is_cut_and_fails(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = _finished(sim, jobs)
+    monkeypatch.setattr(download, "ATTEMPTS", 2)
+    monkeypatch.setattr(download, "STALL_SECONDS", 0.5, raising=False)
+    sim.fault("download", "trickle", rate=1.0, times=100)
+    # Each read waits less than the read timeout: only a wall-clock bound ends it.
+    with pytest.raises(DownloadError, match="after 2 attempts"):
+        download_video(url, tmp_path, request_timeout=(1, 1.5))
+    assert len(sim.requests("download")) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_trickle_is_cut_and_the_next_attempt_completes(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    monkeypatch.setattr(download, "STALL_SECONDS", 0.5, raising=False)
+    sim.fault("download", "trickle", rate=2000.0)  # headers at once, the body at a crawl
+    path = download_video(url, tmp_path, request_timeout=(0.5, 0.5))
+    assert path.read_bytes() == sim.video(sim.exports[0].key)
+    assert len(sim.requests("download")) == 2
+
+
+def test_a_slow_but_steady_download_outlasts_its_first_deadline(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = _finished(sim, jobs, size=600_000)
+    monkeypatch.setattr(download, "STALL_SECONDS", 1.0, raising=False)
+    sim.download_rate = 300_000.0  # two seconds in all, a chunk every fifth of a second
+    path = download_video(url, tmp_path, request_timeout=(0.5, 0.5))
+    assert path.read_bytes() == sim.video(sim.exports[0].key)
+    assert len(sim.requests("download")) == 1  # never cut: each chunk pushed the deadline on
