@@ -19,12 +19,13 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Dict, Optional, Tuple
+from typing import IO, Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
-from ._transport import RequestTimeout, guarded, request_seconds
+from ._transport import Guard, RequestTimeout, guarded, request_seconds
 from .containers import SNIFF_BYTES, looks_like_video
 from .errors import DownloadError
 from .names import truncate_utf8
@@ -38,13 +39,21 @@ _CHUNK = 64 * 1024
 STALL_SECONDS = 30.0
 #: Attempts per download, each resuming where the last one stopped.
 ATTEMPTS = 5
+#: The largest video accepted unless the caller says otherwise (20 GiB).
+MAX_VIDEO_BYTES = 20 * 1024**3
 #: Seconds before the second attempt; each next one waits twice as long (4 s at most).
 RETRY_PAUSE = 0.125
 _NO_HARD_LINKS = frozenset(
     code for code in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS) if code
 )
-# Errors after which a transfer is tried again from where it stopped.
-_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+# Errors after which a transfer is tried again from where it stopped; the
+# body is read from urllib3 directly, whose errors are not requests' own.
+_TRANSIENT = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.HTTPError,
+)
 
 
 @dataclass(frozen=True)
@@ -63,9 +72,16 @@ def where(url: str) -> str:
 
 
 def save_video(
-    session: requests.Session, url: str, folder: Path, name: str, request_timeout: RequestTimeout
+    session: requests.Session,
+    url: str,
+    folder: Path,
+    name: str,
+    request_timeout: RequestTimeout,
+    *,
+    max_bytes: int = MAX_VIDEO_BYTES,
 ) -> SavedVideo:
-    """Download ``url`` into ``folder`` under ``name`` (or ``name-2``...)."""
+    """Download ``url`` into ``folder`` under ``name`` (or ``name-2``...);
+    a body past ``max_bytes`` is refused without writing past it."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -77,7 +93,7 @@ def save_video(
         # a killed process needs; after a power cut the journal's recorded
         # size tells a file the disk did not keep, and it is fetched again.
         with open(temporary, "xb") as out:
-            size, sha256 = _Transfer(session, url, out, request_timeout).run()
+            size, sha256 = _Transfer(session, url, out, request_timeout, max_bytes).run()
         path = place(temporary, folder, name)
     except OSError as error:  # a full disk, a name the file system refuses...
         temporary.unlink(missing_ok=True)
@@ -93,10 +109,13 @@ class _Transfer:
     """One video's bytes, streamed into ``out`` over up to :data:`ATTEMPTS`
     requests."""
 
-    def __init__(self, session: requests.Session, url: str, out: IO[bytes], request_timeout: RequestTimeout):
+    def __init__(
+        self, session: requests.Session, url: str, out: IO[bytes], request_timeout: RequestTimeout, max_bytes: int
+    ):
         self.session, self.url, self.out, self.request_timeout = session, url, out, request_timeout
+        self.max_bytes = max_bytes
         self.validator: Optional[str] = None  # the ETag or Last-Modified a resume must match
-        self.stalled = ""  # why the last attempt was cut, when its guard cut it
+        self.problem = ""  # why the last attempt stopped short
         self.restart()
 
     def restart(self) -> None:
@@ -105,34 +124,34 @@ class _Transfer:
         self.out.truncate()
         self.received = 0
         self.total: Optional[int] = None
+        self.end: Optional[int] = None  # where the answer being read ends, when announced
         self.digest = hashlib.sha256()
         self.head = b""  # the file's first bytes, until they are checked
 
     def run(self) -> Tuple[int, str]:
         """Returns the number of bytes written and their SHA-256."""
-        problem = "no answer"
         for attempt in range(1, ATTEMPTS + 1):
+            self.problem = "no answer"
             try:
                 if self.attempt():
                     return self.received, self.digest.hexdigest()
-                problem = self.stalled or "the connection closed early"
             except _TRANSIENT as error:
-                problem = self.stalled or type(error).__name__
-            except requests.RequestException as error:  # a redirect loop, a bad scheme, a broken encoding...
+                self.problem = self.problem if self.problem.startswith("no progress") else type(error).__name__
+            except requests.RequestException as error:  # a redirect loop, a bad scheme...
                 raise DownloadError(
                     f"{where(self.url)}: the download failed ({type(error).__name__}: {error})"
                 ) from None
             total = self.total if self.total is not None else "?"
             logger.warning(
                 "download of %s interrupted (%s) at %d of %s bytes; attempt %d of %d",
-                where(self.url), problem, self.received, total, attempt, ATTEMPTS,
+                where(self.url), self.problem, self.received, total, attempt, ATTEMPTS,
             )  # fmt: skip
             if attempt < ATTEMPTS:
                 time.sleep(min(RETRY_PAUSE * 2**attempt, 4.0))
         total = self.total if self.total is not None else "an unknown number of"
         raise DownloadError(
             f"{where(self.url)}: only {self.received} of {total} bytes arrived after {ATTEMPTS} attempts "
-            f"({problem}); nothing was saved"
+            f"({self.problem}); nothing was saved"
         )
 
     def attempt(self) -> bool:
@@ -146,22 +165,19 @@ class _Transfer:
         # A read timeout bounds each read, not the transfer: a trickle never
         # times out. The guard starts with the time to connect and answer,
         # and each chunk received buys STALL_SECONDS more.
-        self.stalled = ""
         with guarded(request_seconds(self.request_timeout)) as guard, self.get(headers) as response:
             self.begin(response)
             content_type = response.headers.get("Content-Type", "")
-            for chunk in response.iter_content(chunk_size=_CHUNK):
-                guard.extend(STALL_SECONDS)
-                self.take(chunk, content_type)
+            try:
+                self.stream(response.raw, guard, content_type)
+            finally:
+                if guard.fired:
+                    self.problem = f"no progress for {STALL_SECONDS:g} s"
         if guard.fired:
-            self.stalled = f"no progress for {STALL_SECONDS:g} s"
             return False
         if self.total is not None and self.received < self.total:
+            self.problem = "the connection closed early"
             return False
-        if self.total is not None and self.received > self.total:
-            raise DownloadError(
-                f"{where(self.url)}: received {self.received} bytes, more than the announced {self.total}"
-            )
         if len(self.head) < SNIFF_BYTES:
             self.check_video(content_type)
         return True
@@ -175,20 +191,55 @@ class _Transfer:
         """Make sense of the answer's status: a resumed part, or the whole."""
         status = response.status_code
         if status == 206 and self.received:
-            start, whole = content_range(response.headers.get("Content-Range"))
+            start, end, whole = content_range(response.headers.get("Content-Range"))
             if start != self.received:
                 raise DownloadError(f"the server resumed at byte {start}, not at {self.received}")
             self.total = whole if whole is not None else self.total
+            self.end = end
         elif status == 200:
             if self.received:
                 logger.info("download of %s: the server ignored the range; restarting", where(self.url))
                 self.restart()
             length = response.headers.get("Content-Length")
-            self.total = int(length) if length and length.isdigit() else None
+            self.total = self.end = int(length) if length and length.isdigit() else None
             etag = response.headers.get("ETag")
             self.validator = etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified")
         else:
             raise DownloadError(f"the download host answered HTTP {status} for {where(self.url)}", status=status)
+        # Asked for the bytes as stored: a compressed body is not the video,
+        # and inflating it could fill the disk (a gzip bomb).
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            raise DownloadError(
+                f"{where(self.url)}: the host compressed the video although asked not to "
+                f"(Content-Encoding: {encoding}); nothing was saved"
+            )
+        if self.total is not None and self.total > self.max_bytes:
+            raise DownloadError(
+                f"{where(self.url)} announces {self.total} bytes, more than the {self.max_bytes} bytes allowed "
+                "(max_bytes); nothing was saved"
+            )
+
+    def stream(self, raw: Any, guard: Guard, content_type: str) -> None:
+        """Read the raw body (never decoded) into the file, at most to where
+        it was announced to end, or to ``max_bytes``."""
+        limit = self.end if self.end is not None else self.max_bytes
+        while True:
+            chunk = raw.read(_CHUNK, decode_content=False)
+            if not chunk:
+                return
+            guard.extend(STALL_SECONDS)
+            if self.received + len(chunk) > limit:
+                raise DownloadError(self.overflow(limit))
+            self.take(chunk, content_type)
+
+    def overflow(self, limit: int) -> str:
+        if self.end is not None:
+            return f"{where(self.url)}: the host sent more bytes than announced ({limit}); nothing was saved"
+        return (
+            f"{where(self.url)}: the body runs on past {limit} bytes, more than the {self.max_bytes} bytes "
+            "allowed (max_bytes); nothing was saved"
+        )
 
     def take(self, chunk: bytes, content_type: str) -> None:
         if len(self.head) < SNIFF_BYTES:
@@ -211,13 +262,14 @@ class _Transfer:
         )
 
 
-def content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int]]:
-    """``(start, total)`` of a ``Content-Range: bytes start-end/total`` header."""
-    match = re.fullmatch(r"\s*bytes\s+(\d+)-\d+/(\d+|\*)\s*", value or "")
+def content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int], Optional[int]]:
+    """``(start, end, total)`` of a ``Content-Range: bytes first-last/total``
+    header; ``end`` is ``last + 1``."""
+    match = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", value or "")
     if not match:
-        return None, None
-    total = None if match.group(2) == "*" else int(match.group(2))
-    return int(match.group(1)), total
+        return None, None, None
+    total = None if match.group(3) == "*" else int(match.group(3))
+    return int(match.group(1)), int(match.group(2)) + 1, total
 
 
 def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:

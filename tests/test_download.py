@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aistudios_chromakey import DownloadError, download, download_video, request_export, wait_for_video
+from aistudios_chromakey._transport import storage_session
 from aistudios_chromakey.containers import looks_like_video
 from aistudios_chromakey.names import safe_filename
 from aistudios_chromakey.simulator import RenderPlan, Simulator
@@ -350,3 +351,68 @@ def test_a_slow_but_steady_download_outlasts_its_first_deadline(
     path = download_video(url, tmp_path, request_timeout=(0.5, 0.5))
     assert path.read_bytes() == sim.video(sim.exports[0].key)
     assert len(sim.requests("download")) == 1  # never cut: each chunk pushed the deadline on
+
+
+# --- what the body may be --------------------------------------------------------------
+
+
+def _save(url: str, folder: Path, **options: Any) -> download.SavedVideo:
+    """download.save_video as the client calls it, with the options under test."""
+    with storage_session() as session:
+        return download.save_video(session, url, folder, "clip.mp4", (5, 5), **options)
+
+
+def test_a_gzip_bomb_is_refused_before_it_is_inflated(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs)
+    sim.fault("download", "gzip", size=2_000_000_000)
+    with pytest.raises(DownloadError, match="compressed the video although asked not to"):
+        download_video(url, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_compressed_video_is_refused_rather_than_saved_compressed_or_inflated(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs)
+    sim.fault("download", "gzip")
+    with pytest.raises(DownloadError, match="gzip"):
+        download_video(url, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_endless_body_is_refused_past_max_bytes_without_writing_past_it(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs)
+    sim.fault("download", "endless")
+    with pytest.raises(DownloadError, match="more than the 200000 bytes allowed"):
+        _save(url, tmp_path, max_bytes=200_000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_video_announced_larger_than_max_bytes_is_refused_before_its_body(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    with pytest.raises(DownloadError, match=f"announces {SIZE} bytes, more than the 1000000 bytes allowed"):
+        _save(url, tmp_path, max_bytes=1_000_000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_part_longer_than_its_content_range_is_refused_at_the_announced_end(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    video = sim.video(sim.exports[0].key)
+    cut = SIZE // 2
+    etag = requests.head(url, timeout=5).headers["ETag"]
+    sim.fault("download", "truncate", fraction=0.5)
+    sim.fault(
+        "download", "status", status=206, body=video[cut:] + b"\0" * 100_000, content_type="video/mp4",
+        headers={"Content-Range": f"bytes {cut}-{SIZE - 1}/{SIZE}", "ETag": etag},
+    )  # fmt: skip
+    with pytest.raises(DownloadError, match="more bytes than announced"):
+        download_video(url, tmp_path)
+    assert list(tmp_path.iterdir()) == []
