@@ -26,7 +26,7 @@ import requests
 import urllib3
 
 from ._transport import Guard, RequestTimeout, guarded, request_seconds
-from .containers import SNIFF_BYTES, looks_like_video
+from .containers import SNIFF_BYTES, BoxWalk, is_iso_media, looks_like_video
 from .errors import DownloadError
 from .names import truncate_utf8
 
@@ -127,6 +127,7 @@ class _Transfer:
         self.end: Optional[int] = None  # where the answer being read ends, when announced
         self.digest = hashlib.sha256()
         self.head = b""  # the file's first bytes, until they are checked
+        self.walk = BoxWalk()
 
     def run(self) -> Tuple[int, str]:
         """Returns the number of bytes written and their SHA-256."""
@@ -180,7 +181,7 @@ class _Transfer:
             return False
         if len(self.head) < SNIFF_BYTES:
             self.check_video(content_type)
-        return True
+        return self.whole_by_its_boxes()
 
     def get(self, headers: Dict[str, Optional[str]]) -> requests.Response:
         return self.session.get(
@@ -248,7 +249,22 @@ class _Transfer:
                 self.check_video(content_type)
         self.out.write(chunk)
         self.digest.update(chunk)
+        self.walk.feed(chunk)
         self.received += len(chunk)
+
+    def whole_by_its_boxes(self) -> bool:
+        """An MP4 ends where its last top-level box does: without an announced
+        length, that alone tells a clean cut-off from the end of the video."""
+        verdict = self.walk.verdict() if is_iso_media(self.head) else None
+        if verdict is None:
+            return True
+        if self.total is None:
+            self.problem = verdict
+            return False
+        raise DownloadError(
+            f"{where(self.url)}: all {self.total} bytes announced arrived, but {verdict}: the stored video "
+            "is incomplete; nothing was saved"
+        )
 
     def check_video(self, content_type: str) -> None:
         """Refuse an error page delivered as if it were the video."""

@@ -416,3 +416,31 @@ def test_a_part_longer_than_its_content_range_is_refused_at_the_announced_end(
     with pytest.raises(DownloadError, match="more bytes than announced"):
         download_video(url, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- a cut file is never called done -------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [None, SIZE])  # cut inside the clip's mdat box, or inside the padding
+def test_a_body_without_length_cut_cleanly_is_resumed_not_saved(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, size: Optional[int]
+) -> None:
+    url = _finished(sim, jobs, size=size)
+    sim.content_length = False  # the body ends when the connection closes
+    sim.fault("download", "truncate", fraction=0.6)
+    path = download_video(url, tmp_path)
+    assert path.read_bytes() == sim.video(sim.exports[0].key)
+    _, second = sim.requests("download")
+    assert "Range" in second.headers
+
+
+def test_a_body_without_length_cut_every_time_is_not_saved(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.content_length = False
+    sim.ranges = False
+    sim.fault("download", "truncate", fraction=0.6, times=100)
+    with pytest.raises(DownloadError, match=r"after 5 attempts \(the file ends inside its MP4 box"):
+        download_video(url, tmp_path)
+    assert list(tmp_path.iterdir()) == []
