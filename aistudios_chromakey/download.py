@@ -167,7 +167,8 @@ class _Transfer:
         # times out. The guard starts with the time to connect and answer,
         # and each chunk received buys STALL_SECONDS more.
         with guarded(request_seconds(self.request_timeout)) as guard, self.get(headers) as response:
-            self.begin(response)
+            if not self.begin(response):
+                return False
             content_type = response.headers.get("Content-Type", "")
             try:
                 self.stream(response.raw, guard, content_type)
@@ -188,13 +189,22 @@ class _Transfer:
             self.url, stream=True, headers=headers, timeout=self.request_timeout, auth=_no_credentials
         )
 
-    def begin(self, response: requests.Response) -> None:
-        """Make sense of the answer's status: a resumed part, or the whole."""
+    def begin(self, response: requests.Response) -> bool:
+        """Make sense of the answer's status: a resumed part, or the whole;
+        False for a part of another version of the video."""
         status = response.status_code
         if status == 206 and self.received:
             start, end, whole = content_range(response.headers.get("Content-Range"))
             if start != self.received:
                 raise DownloadError(f"the server resumed at byte {start}, not at {self.received}")
+            changed = self.changed(response, whole)
+            if changed:
+                # A host that ignores If-Range answers 206 for new bytes:
+                # spliced onto the old ones they would make neither video.
+                logger.info("download of %s: %s; restarting", where(self.url), changed)
+                self.restart()
+                self.problem = changed
+                return False
             self.total = whole if whole is not None else self.total
             self.end = end
         elif status == 200:
@@ -203,8 +213,7 @@ class _Transfer:
                 self.restart()
             length = response.headers.get("Content-Length")
             self.total = self.end = int(length) if length and length.isdigit() else None
-            etag = response.headers.get("ETag")
-            self.validator = etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified")
+            self.validator = validator(response)
         else:
             raise DownloadError(f"the download host answered HTTP {status} for {where(self.url)}", status=status)
         # Asked for the bytes as stored: a compressed body is not the video,
@@ -220,6 +229,16 @@ class _Transfer:
                 f"{where(self.url)} announces {self.total} bytes, more than the {self.max_bytes} bytes allowed "
                 "(max_bytes); nothing was saved"
             )
+        return True
+
+    def changed(self, response: requests.Response, whole: Optional[int]) -> str:
+        """Why a resumed part belongs to other bytes than those received; "" if it does not."""
+        now = validator(response)
+        if self.validator and now and now != self.validator:
+            return f"the video changed on the host (from {self.validator} to {now})"
+        if self.total is not None and whole is not None and whole != self.total:
+            return f"the video changed on the host (from {self.total} to {whole} bytes)"
+        return ""
 
     def stream(self, raw: Any, guard: Guard, content_type: str) -> None:
         """Read the raw body (never decoded) into the file, at most to where
@@ -286,6 +305,12 @@ def content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int], O
         return None, None, None
     total = None if match.group(3) == "*" else int(match.group(3))
     return int(match.group(1)), int(match.group(2)) + 1, total
+
+
+def validator(response: requests.Response) -> Optional[str]:
+    """What tells this version of the video from another: a strong ETag, else Last-Modified."""
+    etag = response.headers.get("ETag")
+    return etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified")
 
 
 def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:

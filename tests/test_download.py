@@ -444,3 +444,43 @@ def test_a_body_without_length_cut_every_time_is_not_saved(
     with pytest.raises(DownloadError, match=r"after 5 attempts \(the file ends inside its MP4 box"):
         download_video(url, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- no splicing --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("new_size", [None, SIZE + 1000, SIZE - 1000])
+def test_a_part_of_a_replaced_video_is_never_spliced_onto_the_old_bytes(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, new_size: Optional[int]
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    key = sim.exports[0].key
+    sim.if_range = False  # the host answers 206 to any Range, even for a stale validator
+    sim.fault("download", "truncate", fraction=0.5)
+
+    def replace_after_first_answer(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if len(sim.requests("download")) == 1:
+            sim.replace_video(key, size=new_size)  # re-uploaded while the first answer is being cut
+
+    with storage_session() as session:
+        session.hooks["response"].append(replace_after_first_answer)
+        saved = download.save_video(session, url, tmp_path, "clip.mp4", (5, 5))
+    assert saved.path.read_bytes() == sim.video(key)
+    assert [r.headers.get("Range") is not None for r in sim.requests("download")] == [False, True, False]
+
+
+def test_a_part_whose_total_changed_restarts_from_the_first_byte(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    video = sim.video(sim.exports[0].key)
+    etag = requests.head(url, timeout=5).headers["ETag"]
+    cut = SIZE // 2
+    sim.fault("download", "truncate", fraction=0.5)
+    sim.fault(
+        "download", "status", status=206, body=video[cut:], content_type="video/mp4",
+        headers={"Content-Range": f"bytes {cut}-{SIZE - 1}/{SIZE + 7}", "ETag": etag},
+    )  # fmt: skip
+    path = download_video(url, tmp_path)
+    assert path.read_bytes() == video
+    assert len(sim.requests("download")) == 1 + 3  # the HEAD, the cut, the odd part, the restart
