@@ -3,23 +3,24 @@
 Named steps, in order: :func:`save_video` makes a temporary file beside the
 target, :class:`_Transfer` streams the body into it (resuming with a
 ``Range`` request after a cut-off, restarting where the server will not
-resume), the length and the container are checked, and :func:`place` links
+resume or the video changed), the length, the container (an MP4's boxes)
+and any checksum the host offers are checked, and :func:`names.place` links
 the file under its final name, which never replaces an existing file. The
 storage host (a bucket on another domain) never receives a credential.
+Each attempt is bounded in wall-clock time while no bytes arrive.
 """
 
 from __future__ import annotations
 
-import errno
+import base64
 import hashlib
 import logging
-import os
 import re
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Dict, Optional, Tuple
+from typing import IO, Any, Dict, Mapping, NamedTuple, Optional, Tuple
 from urllib.parse import urlsplit
 
 import requests
@@ -28,7 +29,7 @@ import urllib3
 from ._transport import Guard, RequestTimeout, guarded, request_seconds
 from .containers import SNIFF_BYTES, BoxWalk, is_iso_media, looks_like_video
 from .errors import DownloadError
-from .names import truncate_utf8
+from .names import place, truncate_utf8
 
 logger = logging.getLogger("aistudios_chromakey")
 
@@ -43,9 +44,6 @@ ATTEMPTS = 5
 MAX_VIDEO_BYTES = 20 * 1024**3
 #: Seconds before the second attempt; each next one waits twice as long (4 s at most).
 RETRY_PAUSE = 0.125
-_NO_HARD_LINKS = frozenset(
-    code for code in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS) if code
-)
 # Errors after which a transfer is tried again from where it stopped; the
 # body is read from urllib3 directly, whose errors are not requests' own.
 _TRANSIENT = (
@@ -58,11 +56,15 @@ _TRANSIENT = (
 
 @dataclass(frozen=True)
 class SavedVideo:
-    """A downloaded video: where it is, its size and its SHA-256 (hex)."""
+    """A downloaded video: where it is, its size, its SHA-256 (hex) and how
+    it was verified."""
 
     path: Path
     size: int
     sha256: str
+    #: The end-to-end check that passed ("md5 (ETag)", "Content-MD5",
+    #: "sha256 (x-amz-checksum-sha256)"); None when the host offered none.
+    verified: Optional[str] = None
 
 
 def where(url: str) -> str:
@@ -93,7 +95,8 @@ def save_video(
         # a killed process needs; after a power cut the journal's recorded
         # size tells a file the disk did not keep, and it is fetched again.
         with open(temporary, "xb") as out:
-            size, sha256 = _Transfer(session, url, out, request_timeout, max_bytes).run()
+            transfer = _Transfer(session, url, out, request_timeout, max_bytes)
+            size, sha256 = transfer.run()
         path = place(temporary, folder, name)
     except OSError as error:  # a full disk, a name the file system refuses...
         temporary.unlink(missing_ok=True)
@@ -101,8 +104,9 @@ def save_video(
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    logger.info("saved %s (%d bytes, sha256 %s)", path, size, sha256)
-    return SavedVideo(path, size, sha256)
+    checked = transfer.verified or "no checksum offered"
+    logger.info("saved %s (%d bytes, sha256 %s; %s)", path, size, sha256, checked)
+    return SavedVideo(path, size, sha256, transfer.verified)
 
 
 class _Transfer:
@@ -116,6 +120,8 @@ class _Transfer:
         self.max_bytes = max_bytes
         self.validator: Optional[str] = None  # the ETag or Last-Modified a resume must match
         self.problem = ""  # why the last attempt stopped short
+        self.verified: Optional[str] = None
+        self.checked_again = False  # a mismatch is fetched again once
         self.restart()
 
     def restart(self) -> None:
@@ -126,6 +132,8 @@ class _Transfer:
         self.total: Optional[int] = None
         self.end: Optional[int] = None  # where the answer being read ends, when announced
         self.digest = hashlib.sha256()
+        self.md5: Optional[Any] = None  # only when a check needs it
+        self.expected: Optional[Expected] = None
         self.head = b""  # the file's first bytes, until they are checked
         self.walk = BoxWalk()
 
@@ -182,7 +190,7 @@ class _Transfer:
             return False
         if len(self.head) < SNIFF_BYTES:
             self.check_video(content_type)
-        return self.whole_by_its_boxes()
+        return self.whole_by_its_boxes() and self.intact()
 
     def get(self, headers: Dict[str, Optional[str]]) -> requests.Response:
         return self.session.get(
@@ -214,6 +222,10 @@ class _Transfer:
             length = response.headers.get("Content-Length")
             self.total = self.end = int(length) if length and length.isdigit() else None
             self.validator = validator(response)
+            # Only a whole-object answer's checksums cover the whole object.
+            self.expected = expected_digest(response.headers)
+            if self.expected is not None and self.expected.algorithm == "md5":
+                self.md5 = hashlib.md5()
         else:
             raise DownloadError(f"the download host answered HTTP {status} for {where(self.url)}", status=status)
         # Asked for the bytes as stored: a compressed body is not the video,
@@ -268,6 +280,8 @@ class _Transfer:
                 self.check_video(content_type)
         self.out.write(chunk)
         self.digest.update(chunk)
+        if self.md5 is not None:
+            self.md5.update(chunk)
         self.walk.feed(chunk)
         self.received += len(chunk)
 
@@ -284,6 +298,23 @@ class _Transfer:
             f"{where(self.url)}: all {self.total} bytes announced arrived, but {verdict}: the stored video "
             "is incomplete; nothing was saved"
         )
+
+    def intact(self) -> bool:
+        """The bytes against the checksum the host gave, if any; a mismatch
+        is fetched again once (a transfer's accident), then refused."""
+        expected = self.expected
+        if expected is None:
+            return True
+        actual = self.digest if expected.algorithm == "sha256" else self.md5
+        if actual is not None and actual.digest() == expected.digest:
+            self.verified = expected.label
+            return True
+        self.problem = f"the bytes received do not match their {expected.label}"
+        if self.checked_again:
+            raise DownloadError(f"{where(self.url)}: {self.problem}, twice; nothing was saved")
+        self.checked_again = True
+        self.restart()
+        return False
 
     def check_video(self, content_type: str) -> None:
         """Refuse an error page delivered as if it were the video."""
@@ -307,6 +338,42 @@ def content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int], O
     return int(match.group(1)), int(match.group(2)) + 1, total
 
 
+class Expected(NamedTuple):
+    """A checksum of the whole video, as the host gave it."""
+
+    label: str  # how SavedVideo.verified names the check
+    algorithm: str  # "sha256" or "md5"
+    digest: bytes
+
+
+def expected_digest(headers: Mapping[str, str]) -> Optional[Expected]:
+    """The whole-object checksum a 200 answer offers, strongest first."""
+    sha256 = _base64(headers.get("x-amz-checksum-sha256"), 32)
+    if sha256 is not None:
+        return Expected("sha256 (x-amz-checksum-sha256)", "sha256", sha256)
+    md5 = _base64(headers.get("Content-MD5"), 16)
+    if md5 is not None:
+        return Expected("Content-MD5", "md5", md5)
+    # A plain quoted MD5 is S3's ETag of a single-part upload; a multipart
+    # ETag ("...-N") or a weak one says nothing of the bytes, and neither
+    # does the ETag of an object S3 encrypts with KMS or a customer key.
+    etag = re.fullmatch(r'"([0-9a-fA-F]{32})"', headers.get("ETag", ""))
+    encrypted = headers.get("x-amz-server-side-encryption", "").startswith("aws:kms") or (
+        "x-amz-server-side-encryption-customer-algorithm" in headers
+    )
+    if etag and not encrypted:
+        return Expected("md5 (ETag)", "md5", bytes.fromhex(etag.group(1)))
+    return None
+
+
+def _base64(value: Optional[str], size: int) -> Optional[bytes]:
+    try:
+        digest = base64.b64decode(value or "", validate=True)
+    except ValueError:
+        return None
+    return digest if len(digest) == size else None
+
+
 def validator(response: requests.Response) -> Optional[str]:
     """What tells this version of the video from another: a strong ETag, else Last-Modified."""
     etag = response.headers.get("ETag")
@@ -317,28 +384,3 @@ def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedReque
     """As ``auth``: add nothing, and keep requests from adding netrc or
     session credentials for the download host."""
     return request
-
-
-def place(temporary: Path, folder: Path, name: str) -> Path:
-    """Give ``temporary`` its final name without replacing any file: ``name``,
-    else ``stem-2.ext``, ``stem-3.ext``..."""
-    stem, dot, extension = name.rpartition(".")
-    if not dot:
-        stem, extension = name, ""
-    for n in range(1, 10_000):
-        candidate = folder / (name if n == 1 else f"{stem}-{n}{dot}{extension}")
-        try:
-            os.link(temporary, candidate)
-        except FileExistsError:
-            continue
-        except OSError as error:
-            if error.errno not in _NO_HARD_LINKS:
-                raise
-            # No hard links on this file system: fall back to a check and a rename.
-            if candidate.exists():
-                continue
-            os.replace(temporary, candidate)
-            return candidate
-        os.unlink(temporary)
-        return candidate
-    raise DownloadError(f"{folder}: too many files named like {name!r}")

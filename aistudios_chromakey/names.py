@@ -3,8 +3,11 @@ video's address), or the caller's, made safe to create in any folder."""
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import unicodedata
+from pathlib import Path
 from typing import Any, Mapping, Optional
 from urllib.parse import unquote, urlsplit
 
@@ -12,6 +15,9 @@ MAX_NAME_BYTES = 150
 DEFAULT_EXTENSION = ".mp4"
 _WINDOWS_RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL"] + [f"COM{i}" for i in range(1, 10)] + [f"LPT{i}" for i in range(1, 10)]
+)
+_NO_HARD_LINKS = frozenset(
+    code for code in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS) if code
 )
 _UNSAFE = re.compile(r'[<>:"/\\|?*]')
 
@@ -120,3 +126,28 @@ def check_filename(filename: Any) -> str:
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
         raise ValueError(f"filename must be at most {MAX_NAME_BYTES} bytes long, not {name[:40]!r}...")
     return name
+
+
+def place(temporary: Path, folder: Path, name: str) -> Path:
+    """Give ``temporary`` its final name without replacing any file: ``name``,
+    else ``stem-2.ext``, ``stem-3.ext``..."""
+    stem, dot, extension = name.rpartition(".")
+    if not dot:
+        stem, extension = name, ""
+    for n in range(1, 10_000):
+        candidate = folder / (name if n == 1 else f"{stem}-{n}{dot}{extension}")
+        try:
+            os.link(temporary, candidate)
+        except FileExistsError:
+            continue
+        except OSError as error:
+            if error.errno not in _NO_HARD_LINKS:
+                raise
+            # No hard links on this file system: fall back to a check and a rename.
+            if candidate.exists():
+                continue
+            os.replace(temporary, candidate)
+            return candidate
+        os.unlink(temporary)
+        return candidate
+    raise FileExistsError(errno.EEXIST, f"too many files named like {name!r}", str(folder))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -484,3 +485,61 @@ def test_a_part_whose_total_changed_restarts_from_the_first_byte(
     path = download_video(url, tmp_path)
     assert path.read_bytes() == video
     assert len(sim.requests("download")) == 1 + 3  # the HEAD, the cut, the odd part, the restart
+
+
+# --- integrity where offered ----------------------------------------------------------------
+
+CHECKS = {
+    "etag-md5": "md5 (ETag)",
+    "content-md5": "Content-MD5",
+    "sha256": "sha256 (x-amz-checksum-sha256)",
+}
+
+
+@pytest.mark.parametrize("integrity, verified", [*CHECKS.items(), ("none", None), ("multipart-etag", None)])
+def test_the_check_the_host_offers_is_made_and_named(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, integrity: str, verified: Optional[str]
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.integrity = integrity
+    saved = _save(url, tmp_path)
+    assert saved.path.read_bytes() == sim.video(sim.exports[0].key)
+    assert saved.verified == verified
+
+
+@pytest.mark.parametrize("integrity", list(CHECKS))
+def test_a_corrupted_transfer_is_fetched_again(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, integrity: str
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.integrity = integrity
+    sim.fault("download", "corrupt")
+    saved = _save(url, tmp_path)
+    assert saved.path.read_bytes() == sim.video(sim.exports[0].key)
+    assert saved.verified == CHECKS[integrity]
+    assert len(sim.requests("download")) == 2
+
+
+@pytest.mark.parametrize("integrity", list(CHECKS))
+def test_a_transfer_corrupted_twice_is_refused(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, integrity: str
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.integrity = integrity
+    sim.fault("download", "corrupt", times=2)
+    with pytest.raises(DownloadError, match=f"do not match their {re.escape(CHECKS[integrity])}"):
+        _save(url, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert len(sim.requests("download")) == 2
+
+
+def test_a_resumed_download_is_checked_against_the_whole_object(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.integrity = "content-md5"
+    sim.fault("download", "truncate", fraction=0.4)
+    saved = _save(url, tmp_path)
+    assert saved.path.read_bytes() == sim.video(sim.exports[0].key)
+    assert saved.verified == "Content-MD5"
+    assert "Range" in sim.requests("download")[1].headers
