@@ -12,30 +12,32 @@ Each attempt is bounded in wall-clock time while no bytes arrive.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import re
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Dict, Mapping, NamedTuple, Optional, Tuple
+from typing import IO, Any, Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
 
 from ._transport import Guard, RequestTimeout, guarded, request_seconds
-from .containers import SNIFF_BYTES, BoxWalk, is_iso_media, looks_like_video
+from .containers import SNIFF_BYTES, BoxWalk, Expected, Hashes, expected_digest, is_iso_media, looks_like_video
 from .errors import DownloadError
 from .names import place, truncate_utf8
 
 logger = logging.getLogger("aistudios_chromakey")
 
-# Reads small enough that a slow but living transfer (a chunk per
-# STALL_SECONDS) keeps pushing its deadline on.
-_CHUNK = 64 * 1024
+# Only a chunk's arrival pushes an attempt's deadline on: reads start small
+# enough that a slow but living transfer (a chunk per STALL_SECONDS) keeps
+# going, and grow while they come quickly (large reads cost less per byte).
+_FIRST_READ = 64 * 1024
+_READ = 1024 * 1024
+_REPORT_EVERY = 0.25  # seconds between calls of a progress callback
+Progress = Callable[[int, Optional[int]], None]
 #: Seconds an attempt may go without a chunk arriving before it is cut.
 STALL_SECONDS = 30.0
 #: Attempts per download, each resuming where the last one stopped.
@@ -80,10 +82,15 @@ def save_video(
     name: str,
     request_timeout: RequestTimeout,
     *,
+    progress: Optional[Progress] = None,
     max_bytes: int = MAX_VIDEO_BYTES,
 ) -> SavedVideo:
-    """Download ``url`` into ``folder`` under ``name`` (or ``name-2``...);
-    a body past ``max_bytes`` is refused without writing past it."""
+    """Download ``url`` into ``folder`` under ``name`` (or ``name-2``...).
+
+    ``progress`` is called with the bytes received and the total (or None)
+    at most four times a second, and once at the end; a body past
+    ``max_bytes`` is refused without writing past it.
+    """
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -95,8 +102,11 @@ def save_video(
         # a killed process needs; after a power cut the journal's recorded
         # size tells a file the disk did not keep, and it is fetched again.
         with open(temporary, "xb") as out:
-            transfer = _Transfer(session, url, out, request_timeout, max_bytes)
-            size, sha256 = transfer.run()
+            transfer = _Transfer(session, url, out, request_timeout, max_bytes, progress)
+            try:
+                size, sha256 = transfer.run()
+            finally:
+                transfer.hashes.close()
         path = place(temporary, folder, name)
     except OSError as error:  # a full disk, a name the file system refuses...
         temporary.unlink(missing_ok=True)
@@ -114,10 +124,17 @@ class _Transfer:
     requests."""
 
     def __init__(
-        self, session: requests.Session, url: str, out: IO[bytes], request_timeout: RequestTimeout, max_bytes: int
+        self,
+        session: requests.Session,
+        url: str,
+        out: IO[bytes],
+        request_timeout: RequestTimeout,
+        max_bytes: int,
+        progress: Optional[Progress],
     ):
         self.session, self.url, self.out, self.request_timeout = session, url, out, request_timeout
-        self.max_bytes = max_bytes
+        self.max_bytes, self.progress, self.next_report = max_bytes, progress, 0.0
+        self.hashes = Hashes()
         self.validator: Optional[str] = None  # the ETag or Last-Modified a resume must match
         self.problem = ""  # why the last attempt stopped short
         self.verified: Optional[str] = None
@@ -131,8 +148,8 @@ class _Transfer:
         self.received = 0
         self.total: Optional[int] = None
         self.end: Optional[int] = None  # where the answer being read ends, when announced
-        self.digest = hashlib.sha256()
-        self.md5: Optional[Any] = None  # only when a check needs it
+        self.hashes.close()
+        self.hashes = Hashes()
         self.expected: Optional[Expected] = None
         self.head = b""  # the file's first bytes, until they are checked
         self.walk = BoxWalk()
@@ -143,7 +160,10 @@ class _Transfer:
             self.problem = "no answer"
             try:
                 if self.attempt():
-                    return self.received, self.digest.hexdigest()
+                    self.hashes.close()
+                    if self.progress is not None:
+                        self.progress(self.received, self.total)
+                    return self.received, self.hashes.sha256.hexdigest()
             except _TRANSIENT as error:
                 self.problem = self.problem if self.problem.startswith("no progress") else type(error).__name__
             except requests.RequestException as error:  # a redirect loop, a bad scheme...
@@ -225,7 +245,8 @@ class _Transfer:
             # Only a whole-object answer's checksums cover the whole object.
             self.expected = expected_digest(response.headers)
             if self.expected is not None and self.expected.algorithm == "md5":
-                self.md5 = hashlib.md5()
+                self.hashes.close()  # nothing was hashed yet: only now is MD5 known to be needed
+                self.hashes = Hashes(md5=True)
         else:
             raise DownloadError(f"the download host answered HTTP {status} for {where(self.url)}", status=status)
         # Asked for the bytes as stored: a compressed body is not the video,
@@ -256,14 +277,21 @@ class _Transfer:
         """Read the raw body (never decoded) into the file, at most to where
         it was announced to end, or to ``max_bytes``."""
         limit = self.end if self.end is not None else self.max_bytes
+        size, last = _FIRST_READ, time.monotonic()
         while True:
-            chunk = raw.read(_CHUNK, decode_content=False)
+            chunk = raw.read(size, decode_content=False)
             if not chunk:
                 return
+            now = time.monotonic()
             guard.extend(STALL_SECONDS)
+            size = _READ if now - last < STALL_SECONDS / 8 else _FIRST_READ
+            last = now
             if self.received + len(chunk) > limit:
                 raise DownloadError(self.overflow(limit))
             self.take(chunk, content_type)
+            if self.progress is not None and now >= self.next_report:
+                self.next_report = now + _REPORT_EVERY
+                self.progress(self.received, self.total)
 
     def overflow(self, limit: int) -> str:
         if self.end is not None:
@@ -279,9 +307,7 @@ class _Transfer:
             if len(self.head) == SNIFF_BYTES:
                 self.check_video(content_type)
         self.out.write(chunk)
-        self.digest.update(chunk)
-        if self.md5 is not None:
-            self.md5.update(chunk)
+        self.hashes.update(chunk)
         self.walk.feed(chunk)
         self.received += len(chunk)
 
@@ -305,7 +331,8 @@ class _Transfer:
         expected = self.expected
         if expected is None:
             return True
-        actual = self.digest if expected.algorithm == "sha256" else self.md5
+        self.hashes.close()
+        actual = self.hashes.sha256 if expected.algorithm == "sha256" else self.hashes.md5
         if actual is not None and actual.digest() == expected.digest:
             self.verified = expected.label
             return True
@@ -336,42 +363,6 @@ def content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int], O
         return None, None, None
     total = None if match.group(3) == "*" else int(match.group(3))
     return int(match.group(1)), int(match.group(2)) + 1, total
-
-
-class Expected(NamedTuple):
-    """A checksum of the whole video, as the host gave it."""
-
-    label: str  # how SavedVideo.verified names the check
-    algorithm: str  # "sha256" or "md5"
-    digest: bytes
-
-
-def expected_digest(headers: Mapping[str, str]) -> Optional[Expected]:
-    """The whole-object checksum a 200 answer offers, strongest first."""
-    sha256 = _base64(headers.get("x-amz-checksum-sha256"), 32)
-    if sha256 is not None:
-        return Expected("sha256 (x-amz-checksum-sha256)", "sha256", sha256)
-    md5 = _base64(headers.get("Content-MD5"), 16)
-    if md5 is not None:
-        return Expected("Content-MD5", "md5", md5)
-    # A plain quoted MD5 is S3's ETag of a single-part upload; a multipart
-    # ETag ("...-N") or a weak one says nothing of the bytes, and neither
-    # does the ETag of an object S3 encrypts with KMS or a customer key.
-    etag = re.fullmatch(r'"([0-9a-fA-F]{32})"', headers.get("ETag", ""))
-    encrypted = headers.get("x-amz-server-side-encryption", "").startswith("aws:kms") or (
-        "x-amz-server-side-encryption-customer-algorithm" in headers
-    )
-    if etag and not encrypted:
-        return Expected("md5 (ETag)", "md5", bytes.fromhex(etag.group(1)))
-    return None
-
-
-def _base64(value: Optional[str], size: int) -> Optional[bytes]:
-    try:
-        digest = base64.b64decode(value or "", validate=True)
-    except ValueError:
-        return None
-    return digest if len(digest) == size else None
 
 
 def validator(response: requests.Response) -> Optional[str]:

@@ -543,3 +543,24 @@ def test_a_resumed_download_is_checked_against_the_whole_object(
     assert saved.path.read_bytes() == sim.video(sim.exports[0].key)
     assert saved.verified == "Content-MD5"
     assert "Range" in sim.requests("download")[1].headers
+
+
+def test_progress_is_reported_with_the_total_and_ends_at_the_size(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.fault("download", "truncate", fraction=0.5)  # a resumed download still counts from 0
+    calls: List[Any] = []
+    saved = _save(url, tmp_path, progress=lambda received, total: calls.append((received, total)))
+    assert saved.size == SIZE
+    assert len(calls) >= 2 and calls[-1] == (SIZE, SIZE)
+    assert all(total == SIZE for _, total in calls)
+    assert [received for received, _ in calls] == sorted(received for received, _ in calls)
+
+
+def test_progress_without_a_length_reports_no_total(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.content_length = False
+    calls: List[Any] = []
+    _save(url, tmp_path, progress=lambda received, total: calls.append((received, total)))
+    assert calls[0][1] is None and calls[-1] == (SIZE, None)
