@@ -1,9 +1,15 @@
-"""What a video file looks like from its bytes: the container checks that
-keep an error page from being saved as a video."""
+"""What a video's bytes must be: a video container (not an error page),
+whole (an MP4's boxes add up), and matching the checksum the host gave,
+hashed as they stream by."""
 
 from __future__ import annotations
 
-from typing import Optional
+import base64
+import hashlib
+import queue
+import re
+import threading
+from typing import Any, Mapping, NamedTuple, Optional, Set
 
 # How video containers begin: an ISO/QuickTime box type at offset 4, or a
 # signature at offset 0 (Matroska/WebM, AVI, MPEG-PS, FLV).
@@ -25,3 +31,143 @@ def looks_like_video(head: bytes, total: Optional[int]) -> bool:
     if head.startswith(b"RIFF"):
         return head[8:12] == b"AVI "
     return any(head.startswith(signature) for signature in _SIGNATURES)
+
+
+def is_iso_media(head: bytes) -> bool:
+    """Whether a video's first bytes are an ISO/QuickTime box (MP4, MOV, M4V),
+    whose top-level boxes tell the file's length (see :class:`BoxWalk`)."""
+    return head[4:8] in _BOX_TYPES
+
+
+class BoxWalk:
+    """An MP4's top-level boxes followed as its bytes stream by, to tell a
+    whole file from a cut one when no length was announced.
+
+    Each box begins with a 4-byte big-endian size and a 4-byte type; size 1
+    means a 64-bit size follows, size 0 that the box runs to the end of the
+    file (the last box only). The boxes of a whole file add up exactly to
+    its length, and a video has a ``moov`` and an ``mdat`` box. Feeding
+    costs nothing between box boundaries, so a chunk in the middle of a
+    large ``mdat`` box is only counted.
+    """
+
+    def __init__(self) -> None:
+        self.position = 0  # bytes fed so far
+        self.boundary = 0  # where the next box begins
+        self.header = bytearray()  # the next box's header, when split across chunks
+        self.kind = b""  # the type of the box being fed
+        self.kinds: Set[bytes] = set()
+        self.open_ended = False  # a size-0 box: it ends where the file does
+        self.problem: Optional[str] = None
+
+    def feed(self, chunk: bytes) -> None:
+        start = self.position
+        self.position += len(chunk)
+        while self.problem is None and not self.open_ended and self.boundary < self.position:
+            at = max(self.boundary - start, 0)
+            self.header += chunk[at : at + 16 - len(self.header)]
+            if len(self.header) < 8 or (self.header[:4] == b"\0\0\0\1" and len(self.header) < 16):
+                return  # the rest of the header comes with the next chunk
+            self._step()
+
+    def _step(self) -> None:
+        size = int.from_bytes(self.header[:4], "big")
+        self.kind = bytes(self.header[4:8])
+        self.kinds.add(self.kind)
+        header_size = 8
+        if size == 1:
+            size, header_size = int.from_bytes(self.header[8:16], "big"), 16
+        self.header = bytearray()
+        if size == 0:
+            self.open_ended = True
+        elif size < header_size:
+            self.problem = f"a box at byte {self.boundary} has an impossible size ({size})"
+        else:
+            self.boundary += size
+
+    def verdict(self) -> Optional[str]:
+        """``None`` when the bytes fed so far are a whole file; else what is wrong."""
+        if self.problem is not None or self.open_ended:
+            return self.problem
+        name = self.kind.decode("latin-1")
+        if self.boundary > self.position:
+            return f"the file ends inside its MP4 box {name!r}, {self.boundary - self.position} bytes short"
+        if self.header:
+            return f"the file ends inside an MP4 box header at byte {self.boundary}"
+        # A cut exactly between boxes adds up too: a video has its index
+        # (moov) and its media (mdat), whichever comes first.
+        missing = [kind.decode() for kind in (b"moov", b"mdat") if kind not in self.kinds]
+        if missing:
+            return f"the file ends before its MP4 {' and '.join(missing)} box"
+        return None
+
+
+class Expected(NamedTuple):
+    """A checksum of the whole video, as the host gave it."""
+
+    label: str  # how SavedVideo.verified names the check
+    algorithm: str  # "sha256" or "md5"
+    digest: bytes
+
+
+def expected_digest(headers: Mapping[str, str]) -> Optional[Expected]:
+    """The whole-object checksum a 200 answer offers, strongest first."""
+    sha256 = _base64(headers.get("x-amz-checksum-sha256"), 32)
+    if sha256 is not None:
+        return Expected("sha256 (x-amz-checksum-sha256)", "sha256", sha256)
+    md5 = _base64(headers.get("Content-MD5"), 16)
+    if md5 is not None:
+        return Expected("Content-MD5", "md5", md5)
+    # A plain quoted MD5 is S3's ETag of a single-part upload; a multipart
+    # ETag ("...-N") or a weak one says nothing of the bytes, and neither
+    # does the ETag of an object S3 encrypts with KMS or a customer key.
+    etag = re.fullmatch(r'"([0-9a-fA-F]{32})"', headers.get("ETag", ""))
+    encrypted = headers.get("x-amz-server-side-encryption", "").startswith("aws:kms") or (
+        "x-amz-server-side-encryption-customer-algorithm" in headers
+    )
+    if etag and not encrypted:
+        return Expected("md5 (ETag)", "md5", bytes.fromhex(etag.group(1)))
+    return None
+
+
+def _base64(value: Optional[str], size: int) -> Optional[bytes]:
+    try:
+        digest = base64.b64decode(value or "", validate=True)
+    except ValueError:
+        return None
+    return digest if len(digest) == size else None
+
+
+class Hashes:
+    """SHA-256 (and MD5 when a check needs it) of a stream of chunks, computed
+    in a helper thread: hashlib releases the GIL on large buffers, so the
+    hashing of a chunk overlaps the reading and writing of the next ones.
+    The results are read after :meth:`close`."""
+
+    def __init__(self, md5: bool = False) -> None:
+        self.sha256 = hashlib.sha256()
+        self.md5: Optional[Any] = hashlib.md5() if md5 else None
+        # Bounded: a hasher slower than the network holds the reader back
+        # rather than piling the video up in memory.
+        self._chunks: queue.Queue[Optional[bytes]] = queue.Queue(maxsize=8)
+        self._thread = threading.Thread(target=self._run, name="aistudios-chromakey hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        sha256, md5, take = self.sha256, self.md5, self._chunks.get
+        while True:
+            chunk = take()
+            if chunk is None:
+                return
+            sha256.update(chunk)
+            if md5 is not None:
+                md5.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._chunks.put(chunk)
+
+    def close(self) -> None:
+        """Wait until every chunk given is hashed; the thread ends."""
+        if self._thread.is_alive():
+            self._chunks.put(None)
+            self._thread.join()

@@ -3,53 +3,70 @@
 Named steps, in order: :func:`save_video` makes a temporary file beside the
 target, :class:`_Transfer` streams the body into it (resuming with a
 ``Range`` request after a cut-off, restarting where the server will not
-resume), the length and the container are checked, and :func:`place` links
+resume or the video changed), the length, the container (an MP4's boxes)
+and any checksum the host offers are checked, and :func:`names.place` links
 the file under its final name, which never replaces an existing file. The
 storage host (a bucket on another domain) never receives a credential.
+Each attempt is bounded in wall-clock time while no bytes arrive.
 """
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import logging
-import os
 import re
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Optional, Tuple
+from typing import IO, Any, Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
-from ._transport import RequestTimeout
-from .containers import SNIFF_BYTES, looks_like_video
+from ._transport import Guard, RequestTimeout, guarded, request_seconds
+from .containers import SNIFF_BYTES, BoxWalk, Expected, Hashes, expected_digest, is_iso_media, looks_like_video
 from .errors import DownloadError
-from .names import truncate_utf8
+from .names import place, truncate_utf8
 
 logger = logging.getLogger("aistudios_chromakey")
 
-_CHUNK = 1024 * 1024
+# Only a chunk's arrival pushes an attempt's deadline on: reads start small
+# enough that a slow but living transfer (a chunk per STALL_SECONDS) keeps
+# going, and grow while they come quickly (large reads cost less per byte).
+_FIRST_READ = 64 * 1024
+_READ = 1024 * 1024
+_REPORT_EVERY = 0.25  # seconds between calls of a progress callback
+Progress = Callable[[int, Optional[int]], None]
+#: Seconds an attempt may go without a chunk arriving before it is cut.
+STALL_SECONDS = 30.0
 #: Attempts per download, each resuming where the last one stopped.
 ATTEMPTS = 5
+#: The largest video accepted unless the caller says otherwise (20 GiB).
+MAX_VIDEO_BYTES = 20 * 1024**3
 #: Seconds before the second attempt; each next one waits twice as long (4 s at most).
 RETRY_PAUSE = 0.125
-_NO_HARD_LINKS = frozenset(
-    code for code in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS) if code
+# Errors after which a transfer is tried again from where it stopped; the
+# body is read from urllib3 directly, whose errors are not requests' own.
+_TRANSIENT = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.HTTPError,
 )
-# Errors after which a transfer is tried again from where it stopped.
-_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
 @dataclass(frozen=True)
 class SavedVideo:
-    """A downloaded video: where it is, its size and its SHA-256 (hex)."""
+    """A downloaded video: where it is, its size, its SHA-256 (hex) and how
+    it was verified."""
 
     path: Path
     size: int
     sha256: str
+    #: The end-to-end check that passed ("md5 (ETag)", "Content-MD5",
+    #: "sha256 (x-amz-checksum-sha256)"); None when the host offered none.
+    verified: Optional[str] = None
 
 
 def where(url: str) -> str:
@@ -59,9 +76,21 @@ def where(url: str) -> str:
 
 
 def save_video(
-    session: requests.Session, url: str, folder: Path, name: str, request_timeout: RequestTimeout
+    session: requests.Session,
+    url: str,
+    folder: Path,
+    name: str,
+    request_timeout: RequestTimeout,
+    *,
+    progress: Optional[Progress] = None,
+    max_bytes: int = MAX_VIDEO_BYTES,
 ) -> SavedVideo:
-    """Download ``url`` into ``folder`` under ``name`` (or ``name-2``...)."""
+    """Download ``url`` into ``folder`` under ``name`` (or ``name-2``...).
+
+    ``progress`` is called with the bytes received and the total (or None)
+    at most four times a second, and once at the end; a body past
+    ``max_bytes`` is refused without writing past it.
+    """
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -73,7 +102,11 @@ def save_video(
         # a killed process needs; after a power cut the journal's recorded
         # size tells a file the disk did not keep, and it is fetched again.
         with open(temporary, "xb") as out:
-            size, sha256 = _Transfer(session, url, out, request_timeout).run()
+            transfer = _Transfer(session, url, out, request_timeout, max_bytes, progress)
+            try:
+                size, sha256 = transfer.run()
+            finally:
+                transfer.hashes.close()
         path = place(temporary, folder, name)
     except OSError as error:  # a full disk, a name the file system refuses...
         temporary.unlink(missing_ok=True)
@@ -81,17 +114,31 @@ def save_video(
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    logger.info("saved %s (%d bytes, sha256 %s)", path, size, sha256)
-    return SavedVideo(path, size, sha256)
+    checked = transfer.verified or "no checksum offered"
+    logger.info("saved %s (%d bytes, sha256 %s; %s)", path, size, sha256, checked)
+    return SavedVideo(path, size, sha256, transfer.verified)
 
 
 class _Transfer:
     """One video's bytes, streamed into ``out`` over up to :data:`ATTEMPTS`
     requests."""
 
-    def __init__(self, session: requests.Session, url: str, out: IO[bytes], request_timeout: RequestTimeout):
+    def __init__(
+        self,
+        session: requests.Session,
+        url: str,
+        out: IO[bytes],
+        request_timeout: RequestTimeout,
+        max_bytes: int,
+        progress: Optional[Progress],
+    ):
         self.session, self.url, self.out, self.request_timeout = session, url, out, request_timeout
+        self.max_bytes, self.progress, self.next_report = max_bytes, progress, 0.0
+        self.hashes = Hashes()
         self.validator: Optional[str] = None  # the ETag or Last-Modified a resume must match
+        self.problem = ""  # why the last attempt stopped short
+        self.verified: Optional[str] = None
+        self.checked_again = False  # a mismatch is fetched again once
         self.restart()
 
     def restart(self) -> None:
@@ -100,79 +147,159 @@ class _Transfer:
         self.out.truncate()
         self.received = 0
         self.total: Optional[int] = None
-        self.digest = hashlib.sha256()
+        self.end: Optional[int] = None  # where the answer being read ends, when announced
+        self.hashes.close()
+        self.hashes = Hashes()
+        self.expected: Optional[Expected] = None
         self.head = b""  # the file's first bytes, until they are checked
+        self.walk = BoxWalk()
 
     def run(self) -> Tuple[int, str]:
         """Returns the number of bytes written and their SHA-256."""
-        problem = "no answer"
         for attempt in range(1, ATTEMPTS + 1):
+            self.problem = "no answer"
             try:
                 if self.attempt():
-                    return self.received, self.digest.hexdigest()
-                problem = "the connection closed early"
+                    self.hashes.close()
+                    if self.progress is not None:
+                        self.progress(self.received, self.total)
+                    return self.received, self.hashes.sha256.hexdigest()
             except _TRANSIENT as error:
-                problem = type(error).__name__
-            except requests.RequestException as error:  # a redirect loop, a bad scheme, a broken encoding...
+                self.problem = self.problem if self.problem.startswith("no progress") else type(error).__name__
+            except requests.RequestException as error:  # a redirect loop, a bad scheme...
                 raise DownloadError(
                     f"{where(self.url)}: the download failed ({type(error).__name__}: {error})"
                 ) from None
             total = self.total if self.total is not None else "?"
             logger.warning(
                 "download of %s interrupted (%s) at %d of %s bytes; attempt %d of %d",
-                where(self.url), problem, self.received, total, attempt, ATTEMPTS,
+                where(self.url), self.problem, self.received, total, attempt, ATTEMPTS,
             )  # fmt: skip
             if attempt < ATTEMPTS:
                 time.sleep(min(RETRY_PAUSE * 2**attempt, 4.0))
         total = self.total if self.total is not None else "an unknown number of"
         raise DownloadError(
             f"{where(self.url)}: only {self.received} of {total} bytes arrived after {ATTEMPTS} attempts "
-            f"({problem}); nothing was saved"
+            f"({self.problem}); nothing was saved"
         )
 
     def attempt(self) -> bool:
         """One request; True when the whole body has arrived."""
         # Authorization: None removes any such header a caller's session carries.
-        headers = {"Authorization": None, "Accept-Encoding": "identity"}
+        headers: Dict[str, Optional[str]] = {"Authorization": None, "Accept-Encoding": "identity"}
         if self.received:
             headers["Range"] = f"bytes={self.received}-"
             if self.validator:
                 headers["If-Range"] = self.validator
-        with self.session.get(
-            self.url, stream=True, headers=headers, timeout=self.request_timeout, auth=_no_credentials
-        ) as response:
-            self.begin(response)
+        # A read timeout bounds each read, not the transfer: a trickle never
+        # times out. The guard starts with the time to connect and answer,
+        # and each chunk received buys STALL_SECONDS more.
+        with guarded(request_seconds(self.request_timeout)) as guard, self.get(headers) as response:
+            if not self.begin(response):
+                return False
             content_type = response.headers.get("Content-Type", "")
-            for chunk in response.iter_content(chunk_size=_CHUNK):
-                self.take(chunk, content_type)
-        if self.total is not None and self.received < self.total:
+            try:
+                self.stream(response.raw, guard, content_type)
+            finally:
+                if guard.fired:
+                    self.problem = f"no progress for {STALL_SECONDS:g} s"
+        if guard.fired:
             return False
-        if self.total is not None and self.received > self.total:
-            raise DownloadError(
-                f"{where(self.url)}: received {self.received} bytes, more than the announced {self.total}"
-            )
+        if self.total is not None and self.received < self.total:
+            self.problem = "the connection closed early"
+            return False
         if len(self.head) < SNIFF_BYTES:
             self.check_video(content_type)
-        return True
+        return self.whole_by_its_boxes() and self.intact()
 
-    def begin(self, response: requests.Response) -> None:
-        """Make sense of the answer's status: a resumed part, or the whole."""
+    def get(self, headers: Dict[str, Optional[str]]) -> requests.Response:
+        return self.session.get(
+            self.url, stream=True, headers=headers, timeout=self.request_timeout, auth=_no_credentials
+        )
+
+    def begin(self, response: requests.Response) -> bool:
+        """Make sense of the answer's status: a resumed part, or the whole;
+        False for a part of another version of the video."""
         status = response.status_code
         if status == 206 and self.received:
-            start, whole = content_range(response.headers.get("Content-Range"))
+            start, end, whole = content_range(response.headers.get("Content-Range"))
             if start != self.received:
                 raise DownloadError(f"the server resumed at byte {start}, not at {self.received}")
+            changed = self.changed(response, whole)
+            if changed:
+                # A host that ignores If-Range answers 206 for new bytes:
+                # spliced onto the old ones they would make neither video.
+                logger.info("download of %s: %s; restarting", where(self.url), changed)
+                self.restart()
+                self.problem = changed
+                return False
             self.total = whole if whole is not None else self.total
+            self.end = end
         elif status == 200:
             if self.received:
                 logger.info("download of %s: the server ignored the range; restarting", where(self.url))
                 self.restart()
             length = response.headers.get("Content-Length")
-            self.total = int(length) if length and length.isdigit() else None
-            etag = response.headers.get("ETag")
-            self.validator = etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified")
+            self.total = self.end = int(length) if length and length.isdigit() else None
+            self.validator = validator(response)
+            # Only a whole-object answer's checksums cover the whole object.
+            self.expected = expected_digest(response.headers)
+            if self.expected is not None and self.expected.algorithm == "md5":
+                self.hashes.close()  # nothing was hashed yet: only now is MD5 known to be needed
+                self.hashes = Hashes(md5=True)
         else:
             raise DownloadError(f"the download host answered HTTP {status} for {where(self.url)}", status=status)
+        # Asked for the bytes as stored: a compressed body is not the video,
+        # and inflating it could fill the disk (a gzip bomb).
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            raise DownloadError(
+                f"{where(self.url)}: the host compressed the video although asked not to "
+                f"(Content-Encoding: {encoding}); nothing was saved"
+            )
+        if self.total is not None and self.total > self.max_bytes:
+            raise DownloadError(
+                f"{where(self.url)} announces {self.total} bytes, more than the {self.max_bytes} bytes allowed "
+                "(max_bytes); nothing was saved"
+            )
+        return True
+
+    def changed(self, response: requests.Response, whole: Optional[int]) -> str:
+        """Why a resumed part belongs to other bytes than those received; "" if it does not."""
+        now = validator(response)
+        if self.validator and now and now != self.validator:
+            return f"the video changed on the host (from {self.validator} to {now})"
+        if self.total is not None and whole is not None and whole != self.total:
+            return f"the video changed on the host (from {self.total} to {whole} bytes)"
+        return ""
+
+    def stream(self, raw: Any, guard: Guard, content_type: str) -> None:
+        """Read the raw body (never decoded) into the file, at most to where
+        it was announced to end, or to ``max_bytes``."""
+        limit = self.end if self.end is not None else self.max_bytes
+        size, last = _FIRST_READ, time.monotonic()
+        while True:
+            chunk = raw.read(size, decode_content=False)
+            if not chunk:
+                return
+            now = time.monotonic()
+            guard.extend(STALL_SECONDS)
+            size = _READ if now - last < STALL_SECONDS / 8 else _FIRST_READ
+            last = now
+            if self.received + len(chunk) > limit:
+                raise DownloadError(self.overflow(limit))
+            self.take(chunk, content_type)
+            if self.progress is not None and now >= self.next_report:
+                self.next_report = now + _REPORT_EVERY
+                self.progress(self.received, self.total)
+
+    def overflow(self, limit: int) -> str:
+        if self.end is not None:
+            return f"{where(self.url)}: the host sent more bytes than announced ({limit}); nothing was saved"
+        return (
+            f"{where(self.url)}: the body runs on past {limit} bytes, more than the {self.max_bytes} bytes "
+            "allowed (max_bytes); nothing was saved"
+        )
 
     def take(self, chunk: bytes, content_type: str) -> None:
         if len(self.head) < SNIFF_BYTES:
@@ -180,8 +307,41 @@ class _Transfer:
             if len(self.head) == SNIFF_BYTES:
                 self.check_video(content_type)
         self.out.write(chunk)
-        self.digest.update(chunk)
+        self.hashes.update(chunk)
+        self.walk.feed(chunk)
         self.received += len(chunk)
+
+    def whole_by_its_boxes(self) -> bool:
+        """An MP4 ends where its last top-level box does: without an announced
+        length, that alone tells a clean cut-off from the end of the video."""
+        verdict = self.walk.verdict() if is_iso_media(self.head) else None
+        if verdict is None:
+            return True
+        if self.total is None:
+            self.problem = verdict
+            return False
+        raise DownloadError(
+            f"{where(self.url)}: all {self.total} bytes announced arrived, but {verdict}: the stored video "
+            "is incomplete; nothing was saved"
+        )
+
+    def intact(self) -> bool:
+        """The bytes against the checksum the host gave, if any; a mismatch
+        is fetched again once (a transfer's accident), then refused."""
+        expected = self.expected
+        if expected is None:
+            return True
+        self.hashes.close()
+        actual = self.hashes.sha256 if expected.algorithm == "sha256" else self.hashes.md5
+        if actual is not None and actual.digest() == expected.digest:
+            self.verified = expected.label
+            return True
+        self.problem = f"the bytes received do not match their {expected.label}"
+        if self.checked_again:
+            raise DownloadError(f"{where(self.url)}: {self.problem}, twice; nothing was saved")
+        self.checked_again = True
+        self.restart()
+        return False
 
     def check_video(self, content_type: str) -> None:
         """Refuse an error page delivered as if it were the video."""
@@ -195,41 +355,23 @@ class _Transfer:
         )
 
 
-def content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int]]:
-    """``(start, total)`` of a ``Content-Range: bytes start-end/total`` header."""
-    match = re.fullmatch(r"\s*bytes\s+(\d+)-\d+/(\d+|\*)\s*", value or "")
+def content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int], Optional[int]]:
+    """``(start, end, total)`` of a ``Content-Range: bytes first-last/total``
+    header; ``end`` is ``last + 1``."""
+    match = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", value or "")
     if not match:
-        return None, None
-    total = None if match.group(2) == "*" else int(match.group(2))
-    return int(match.group(1)), total
+        return None, None, None
+    total = None if match.group(3) == "*" else int(match.group(3))
+    return int(match.group(1)), int(match.group(2)) + 1, total
+
+
+def validator(response: requests.Response) -> Optional[str]:
+    """What tells this version of the video from another: a strong ETag, else Last-Modified."""
+    etag = response.headers.get("ETag")
+    return etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified")
 
 
 def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
     """As ``auth``: add nothing, and keep requests from adding netrc or
     session credentials for the download host."""
     return request
-
-
-def place(temporary: Path, folder: Path, name: str) -> Path:
-    """Give ``temporary`` its final name without replacing any file: ``name``,
-    else ``stem-2.ext``, ``stem-3.ext``..."""
-    stem, dot, extension = name.rpartition(".")
-    if not dot:
-        stem, extension = name, ""
-    for n in range(1, 10_000):
-        candidate = folder / (name if n == 1 else f"{stem}-{n}{dot}{extension}")
-        try:
-            os.link(temporary, candidate)
-        except FileExistsError:
-            continue
-        except OSError as error:
-            if error.errno not in _NO_HARD_LINKS:
-                raise
-            # No hard links on this file system: fall back to a check and a rename.
-            if candidate.exists():
-                continue
-            os.replace(temporary, candidate)
-            return candidate
-        os.unlink(temporary)
-        return candidate
-    raise DownloadError(f"{folder}: too many files named like {name!r}")

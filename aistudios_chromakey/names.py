@@ -3,15 +3,28 @@ video's address), or the caller's, made safe to create in any folder."""
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import unicodedata
-from typing import Any, Mapping, Optional
+from pathlib import Path
+from typing import Any, Mapping, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 MAX_NAME_BYTES = 150
 DEFAULT_EXTENSION = ".mp4"
+# Windows counts the superscript digits ¹ ² ³ as digits in device names,
+# and CONIN$/CONOUT$ are the console's.
+_DEVICE_DIGITS = [str(i) for i in range(1, 10)] + ["¹", "²", "³"]
 _WINDOWS_RESERVED = frozenset(
-    ["CON", "PRN", "AUX", "NUL"] + [f"COM{i}" for i in range(1, 10)] + [f"LPT{i}" for i in range(1, 10)]
+    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
+    + [f"COM{d}" for d in _DEVICE_DIGITS]
+    + [f"LPT{d}" for d in _DEVICE_DIGITS]
+)
+#: The extensions a saved video keeps; any other is replaced by ``.mp4``.
+VIDEO_EXTENSIONS = frozenset({"mp4", "mov", "m4v", "webm", "mkv", "avi"})
+_NO_HARD_LINKS = frozenset(
+    code for code in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS) if code
 )
 _UNSAFE = re.compile(r'[<>:"/\\|?*]')
 
@@ -35,7 +48,8 @@ def safe_name(raw: str, fallback: Optional[str] = None) -> str:
     Folder separators, control and reserved characters are replaced, leading
     dots and Windows device names are defused, the length is bounded (the
     extension kept), and an empty result falls back to ``fallback`` or
-    ``video``. A name without an extension gets ``.mp4``.
+    ``video``. A name without a video extension (``.mp4 .mov .m4v .webm
+    .mkv .avi``) gets ``.mp4`` in place of any other.
     """
     name = _clean(raw)
     if not name and fallback:
@@ -44,12 +58,25 @@ def safe_name(raw: str, fallback: Optional[str] = None) -> str:
         name = "video"
     stem, dot, extension = name.rpartition(".")
     if not dot or not stem or not 1 <= len(extension) <= 8 or not extension.isalnum():
-        stem, extension = name, DEFAULT_EXTENSION[1:]
+        stem, extension = name, DEFAULT_EXTENSION[1:]  # no extension: one is added
+    elif extension.lower() not in VIDEO_EXTENSIONS:
+        # What was checked to be a video must not open as a program or a
+        # page (.exe, .html, .desktop) when double-clicked.
+        stem, dot, extension = _video_stem(stem)
     # One byte is kept for the "_" that defuses a device name.
     stem = truncate_utf8(stem, MAX_NAME_BYTES - len(extension.encode("utf-8")) - 2).rstrip(". ") or "video"
     if stem.split(".")[0].rstrip(" ").upper() in _WINDOWS_RESERVED:
         stem = "_" + stem
     return f"{stem}.{extension}"
+
+
+def _video_stem(stem: str) -> Tuple[str, str, str]:
+    """``stem`` with a video extension: its own (``clip.mp4`` of
+    ``clip.mp4.exe``), else ``.mp4``."""
+    inner_stem, dot, inner = stem.rpartition(".")
+    if dot and inner_stem and inner.lower() in VIDEO_EXTENSIONS:
+        return inner_stem, dot, inner
+    return stem, ".", DEFAULT_EXTENSION[1:]
 
 
 def _clean(raw: str) -> str:
@@ -120,3 +147,28 @@ def check_filename(filename: Any) -> str:
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
         raise ValueError(f"filename must be at most {MAX_NAME_BYTES} bytes long, not {name[:40]!r}...")
     return name
+
+
+def place(temporary: Path, folder: Path, name: str) -> Path:
+    """Give ``temporary`` its final name without replacing any file: ``name``,
+    else ``stem-2.ext``, ``stem-3.ext``..."""
+    stem, dot, extension = name.rpartition(".")
+    if not dot:
+        stem, extension = name, ""
+    for n in range(1, 10_000):
+        candidate = folder / (name if n == 1 else f"{stem}-{n}{dot}{extension}")
+        try:
+            os.link(temporary, candidate)
+        except FileExistsError:
+            continue
+        except OSError as error:
+            if error.errno not in _NO_HARD_LINKS:
+                raise
+            # No hard links on this file system: fall back to a check and a rename.
+            if candidate.exists():
+                continue
+            os.replace(temporary, candidate)
+            return candidate
+        os.unlink(temporary)
+        return candidate
+    raise FileExistsError(errno.EEXIST, f"too many files named like {name!r}", str(folder))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -14,7 +15,8 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aistudios_chromakey import DownloadError, download_video, request_export, wait_for_video
+from aistudios_chromakey import DownloadError, download, download_video, request_export, wait_for_video
+from aistudios_chromakey._transport import storage_session
 from aistudios_chromakey.containers import looks_like_video
 from aistudios_chromakey.names import safe_filename
 from aistudios_chromakey.simulator import RenderPlan, Simulator
@@ -311,3 +313,254 @@ def test_a_reserved_name_with_a_trailing_blank_is_defused() -> None:
 def test_a_chosen_name_too_long_for_a_file_system_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at most 150 bytes"):
         download_video("http://127.0.0.1:9/x.mp4", tmp_path, filename="n" * 300 + ".mp4")
+
+
+# --- wall-clock bounds ---------------------------------------------------------------
+
+
+def test_a_download_trickling_a_byte_a_second_is_cut_and_fails(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = _finished(sim, jobs)
+    monkeypatch.setattr(download, "ATTEMPTS", 2)
+    monkeypatch.setattr(download, "STALL_SECONDS", 0.5, raising=False)
+    sim.fault("download", "trickle", rate=1.0, times=100)
+    # Each read waits less than the read timeout: only a wall-clock bound ends it.
+    with pytest.raises(DownloadError, match="after 2 attempts"):
+        download_video(url, tmp_path, request_timeout=(1, 1.5))
+    assert len(sim.requests("download")) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_trickle_is_cut_and_the_next_attempt_completes(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    monkeypatch.setattr(download, "STALL_SECONDS", 0.5, raising=False)
+    sim.fault("download", "trickle", rate=2000.0)  # headers at once, the body at a crawl
+    path = download_video(url, tmp_path, request_timeout=(0.5, 0.5))
+    assert path.read_bytes() == sim.video(sim.exports[0].key)
+    assert len(sim.requests("download")) == 2
+
+
+def test_a_slow_but_steady_download_outlasts_its_first_deadline(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = _finished(sim, jobs, size=600_000)
+    monkeypatch.setattr(download, "STALL_SECONDS", 1.0, raising=False)
+    sim.download_rate = 300_000.0  # two seconds in all, a chunk every fifth of a second
+    path = download_video(url, tmp_path, request_timeout=(0.5, 0.5))
+    assert path.read_bytes() == sim.video(sim.exports[0].key)
+    assert len(sim.requests("download")) == 1  # never cut: each chunk pushed the deadline on
+
+
+# --- what the body may be --------------------------------------------------------------
+
+
+def _save(url: str, folder: Path, **options: Any) -> download.SavedVideo:
+    """download.save_video as the client calls it, with the options under test."""
+    with storage_session() as session:
+        return download.save_video(session, url, folder, "clip.mp4", (5, 5), **options)
+
+
+def test_a_gzip_bomb_is_refused_before_it_is_inflated(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs)
+    sim.fault("download", "gzip", size=2_000_000_000)
+    with pytest.raises(DownloadError, match="compressed the video although asked not to"):
+        download_video(url, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_compressed_video_is_refused_rather_than_saved_compressed_or_inflated(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs)
+    sim.fault("download", "gzip")
+    with pytest.raises(DownloadError, match="gzip"):
+        download_video(url, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_endless_body_is_refused_past_max_bytes_without_writing_past_it(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs)
+    sim.fault("download", "endless")
+    with pytest.raises(DownloadError, match="more than the 200000 bytes allowed"):
+        _save(url, tmp_path, max_bytes=200_000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_video_announced_larger_than_max_bytes_is_refused_before_its_body(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    with pytest.raises(DownloadError, match=f"announces {SIZE} bytes, more than the 1000000 bytes allowed"):
+        _save(url, tmp_path, max_bytes=1_000_000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_part_longer_than_its_content_range_is_refused_at_the_announced_end(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    video = sim.video(sim.exports[0].key)
+    cut = SIZE // 2
+    etag = requests.head(url, timeout=5).headers["ETag"]
+    sim.fault("download", "truncate", fraction=0.5)
+    sim.fault(
+        "download", "status", status=206, body=video[cut:] + b"\0" * 100_000, content_type="video/mp4",
+        headers={"Content-Range": f"bytes {cut}-{SIZE - 1}/{SIZE}", "ETag": etag},
+    )  # fmt: skip
+    with pytest.raises(DownloadError, match="more bytes than announced"):
+        download_video(url, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- a cut file is never called done -------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [None, SIZE])  # cut inside the clip's mdat box, or inside the padding
+def test_a_body_without_length_cut_cleanly_is_resumed_not_saved(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, size: Optional[int]
+) -> None:
+    url = _finished(sim, jobs, size=size)
+    sim.content_length = False  # the body ends when the connection closes
+    sim.fault("download", "truncate", fraction=0.6)
+    path = download_video(url, tmp_path)
+    assert path.read_bytes() == sim.video(sim.exports[0].key)
+    _, second = sim.requests("download")
+    assert "Range" in second.headers
+
+
+def test_a_body_without_length_cut_every_time_is_not_saved(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.content_length = False
+    sim.ranges = False
+    sim.fault("download", "truncate", fraction=0.6, times=100)
+    with pytest.raises(DownloadError, match=r"after 5 attempts \(the file ends inside its MP4 box"):
+        download_video(url, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- no splicing --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("new_size", [None, SIZE + 1000, SIZE - 1000])
+def test_a_part_of_a_replaced_video_is_never_spliced_onto_the_old_bytes(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, new_size: Optional[int]
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    key = sim.exports[0].key
+    sim.if_range = False  # the host answers 206 to any Range, even for a stale validator
+    sim.fault("download", "truncate", fraction=0.5)
+
+    def replace_after_first_answer(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if len(sim.requests("download")) == 1:
+            sim.replace_video(key, size=new_size)  # re-uploaded while the first answer is being cut
+
+    with storage_session() as session:
+        session.hooks["response"].append(replace_after_first_answer)
+        saved = download.save_video(session, url, tmp_path, "clip.mp4", (5, 5))
+    assert saved.path.read_bytes() == sim.video(key)
+    assert [r.headers.get("Range") is not None for r in sim.requests("download")] == [False, True, False]
+
+
+def test_a_part_whose_total_changed_restarts_from_the_first_byte(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    video = sim.video(sim.exports[0].key)
+    etag = requests.head(url, timeout=5).headers["ETag"]
+    cut = SIZE // 2
+    sim.fault("download", "truncate", fraction=0.5)
+    sim.fault(
+        "download", "status", status=206, body=video[cut:], content_type="video/mp4",
+        headers={"Content-Range": f"bytes {cut}-{SIZE - 1}/{SIZE + 7}", "ETag": etag},
+    )  # fmt: skip
+    path = download_video(url, tmp_path)
+    assert path.read_bytes() == video
+    assert len(sim.requests("download")) == 1 + 3  # the HEAD, the cut, the odd part, the restart
+
+
+# --- integrity where offered ----------------------------------------------------------------
+
+CHECKS = {
+    "etag-md5": "md5 (ETag)",
+    "content-md5": "Content-MD5",
+    "sha256": "sha256 (x-amz-checksum-sha256)",
+}
+
+
+@pytest.mark.parametrize("integrity, verified", [*CHECKS.items(), ("none", None), ("multipart-etag", None)])
+def test_the_check_the_host_offers_is_made_and_named(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, integrity: str, verified: Optional[str]
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.integrity = integrity
+    saved = _save(url, tmp_path)
+    assert saved.path.read_bytes() == sim.video(sim.exports[0].key)
+    assert saved.verified == verified
+
+
+@pytest.mark.parametrize("integrity", list(CHECKS))
+def test_a_corrupted_transfer_is_fetched_again(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, integrity: str
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.integrity = integrity
+    sim.fault("download", "corrupt")
+    saved = _save(url, tmp_path)
+    assert saved.path.read_bytes() == sim.video(sim.exports[0].key)
+    assert saved.verified == CHECKS[integrity]
+    assert len(sim.requests("download")) == 2
+
+
+@pytest.mark.parametrize("integrity", list(CHECKS))
+def test_a_transfer_corrupted_twice_is_refused(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, integrity: str
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.integrity = integrity
+    sim.fault("download", "corrupt", times=2)
+    with pytest.raises(DownloadError, match=f"do not match their {re.escape(CHECKS[integrity])}"):
+        _save(url, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert len(sim.requests("download")) == 2
+
+
+def test_a_resumed_download_is_checked_against_the_whole_object(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.integrity = "content-md5"
+    sim.fault("download", "truncate", fraction=0.4)
+    saved = _save(url, tmp_path)
+    assert saved.path.read_bytes() == sim.video(sim.exports[0].key)
+    assert saved.verified == "Content-MD5"
+    assert "Range" in sim.requests("download")[1].headers
+
+
+def test_progress_is_reported_with_the_total_and_ends_at_the_size(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.fault("download", "truncate", fraction=0.5)  # a resumed download still counts from 0
+    calls: List[Any] = []
+    saved = _save(url, tmp_path, progress=lambda received, total: calls.append((received, total)))
+    assert saved.size == SIZE
+    assert len(calls) >= 2 and calls[-1] == (SIZE, SIZE)
+    assert all(total == SIZE for _, total in calls)
+    assert [received for received, _ in calls] == sorted(received for received, _ in calls)
+
+
+def test_progress_without_a_length_reports_no_total(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    url = _finished(sim, jobs, size=SIZE)
+    sim.content_length = False
+    calls: List[Any] = []
+    _save(url, tmp_path, progress=lambda received, total: calls.append((received, total)))
+    assert calls[0][1] is None and calls[-1] == (SIZE, None)
