@@ -28,6 +28,7 @@ from ._transport import (
     api_session,
     check_request_timeout,
     guarded,
+    no_credentials,
     request_seconds,
     storage_session,
 )
@@ -182,6 +183,7 @@ class Client:
                     headers=headers,
                     timeout=self.request_timeout,
                     allow_redirects=False,  # a credential never follows a redirect
+                    auth=no_credentials,  # ours is the only one, in the header
                     stream=True,  # answers are read within a bound (answers.py)
                 )
                 with response:
