@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
-from .answers import Progress
 from .errors import RateLimited, RenderFailed, RenderTimeout
 from .events import ProgressEvent
 from .jobs import is_number
+
+if TYPE_CHECKING:
+    from .answers import Progress
 
 #: ``None``: adaptive polling. A number of seconds: that fixed interval.
 DEFAULT_POLL_INTERVAL: Optional[float] = None
