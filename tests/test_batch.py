@@ -707,3 +707,19 @@ def test_downloads_report_their_bytes(sim: Simulator, jobs: List[Dict[str, Any]]
     assert {e.total for e in events if e.kind == "downloading" and e.received} == {1_500_000}
     done = [e for e in events if e.kind == "done"]
     assert done[0].size == 1_500_000
+
+
+def test_a_video_saved_just_before_a_kill_is_not_saved_again_beside_itself(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    paths = export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, **fast)
+    journal = tmp_path / ".aistudios-chromakey.json"
+    # The journal as a kill between the video's link and the journal's "done" leaves it.
+    lines = [line for line in journal.read_text(encoding="utf-8").splitlines() if '"done"' not in line]
+    lines.append(json.dumps({"job": json.loads(lines[1])["job"], "position": 1, "state": "submitted",
+                             "project_key": sim.exports[0].key}))  # fmt: skip
+    journal.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    again = export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, **fast)
+    assert again == paths
+    assert sorted(p.name for p in tmp_path.glob("*.mp4")) == [paths[0].name]  # no "-2" copy
+    assert len(sim.exports) == 1
