@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Deque, Iterable, List, Mapping, Optional, Union
 
 from .download import SavedVideo
+from .downloads import MAX_DOWNLOADS, Downloads
 from .errors import (
     AIStudiosError,
     AuthenticationError,
@@ -50,6 +51,8 @@ _STALE_ADDRESS = frozenset({403, 404, 410})
 _REFRESHES = 3
 # A job may wait out this many rate-limit pauses.
 _RATE_LIMIT_TRIES = 5
+# Seconds between two "downloading" events of a job.
+_PROGRESS_EVERY = 0.25
 
 
 @dataclass
@@ -63,6 +66,8 @@ class _Task:
     next_poll: float = 0.0
     recheck: bool = False  # an earlier run saw it fail: export anew if it still does
     saved: Optional[SavedVideo] = None
+    received: Optional[int] = None  # bytes of its video so far, while it downloads
+    total: Optional[int] = None
     error: Optional[AIStudiosError] = None
     rate_limits: int = 0
     refreshes: int = 0
@@ -118,7 +123,7 @@ def run_batch(
                 logger.info("job %d: adopting project %s", position, key)
                 journal.put(task.fingerprint, Entry(position, JobState.SUBMITTED, key))
         try:
-            _Scheduler(client, journal, settings).run(tasks, concurrency)
+            _Scheduler(client, journal, settings, concurrency).run(tasks)
         except KeyboardInterrupt as interrupt:
             if resume:
                 message = (
@@ -140,15 +145,17 @@ def run_batch(
 class _Scheduler:
     """One run of a batch: exports, polls and downloads, all from this one thread."""
 
-    def __init__(self, client: Client, journal: Journal, settings: _Settings):
+    def __init__(self, client: Client, journal: Journal, settings: _Settings, concurrency: int):
         self.client = client
         self.journal = journal
         self.settings = settings
+        self.concurrency = concurrency
         self.waiting: Deque[_Task] = deque()  # never accepted: to export
         self.rendering: List[Any] = []  # accepted: a heap of (next poll, position, task)
+        self.downloads = Downloads(client, min(concurrency, MAX_DOWNLOADS))
         self.accepted = 0  # exports accepted in this run
 
-    def run(self, tasks: List[_Task], concurrency: int) -> None:
+    def run(self, tasks: List[_Task]) -> None:
         for task in tasks:
             if self.recall(task):
                 continue
@@ -157,20 +164,47 @@ class _Scheduler:
                 self.start_polling(task)
             else:
                 self.waiting.append(task)
-        # Renders resumed from the journal are already running; new exports
-        # only fill the slots that are left.
-        while self.waiting or self.rendering:
-            while self.waiting and len(self.rendering) < concurrency:
-                self.hold(0.0)
+        try:
+            self.loop()
+        finally:
+            self.downloads.stop()  # an interrupted batch leaves no download behind
+
+    def loop(self) -> None:
+        # A job holds its slot from its export to the end of its download, so
+        # that concurrency=1 is the tutorial's loop; renders resumed from the
+        # journal already hold theirs.
+        while self.waiting or self.rendering or self.downloads.running:
+            while self.waiting and len(self.rendering) + len(self.downloads.running) < self.concurrency:
+                self.idle(self.client.pause.until)
                 task = self.waiting.popleft()
                 if self.export(task) == "again":
                     self.waiting.appendleft(task)  # rate limited: the same job goes first after the pause
                     break
             if self.rendering:
-                _, _, task = heapq.heappop(self.rendering)
+                when, _, task = self.rendering[0]
                 assert task.watch is not None
-                self.hold(task.next_poll, task.watch.deadline)
-                self.poll(task)
+                wake = max(when, self.client.pause.until)
+                self.idle(wake if task.watch.deadline is None else min(wake, task.watch.deadline))
+                if time.monotonic() >= min(when, task.watch.deadline or when) and self.rendering[0][2] is task:
+                    heapq.heappop(self.rendering)
+                    self.poll(task)
+            else:
+                self.idle(time.monotonic() + 1.0)
+            self.collect()
+
+    def idle(self, until: float) -> None:
+        """Wait until ``until``, or until a download ends; meanwhile show the
+        downloads' progress."""
+        while True:
+            left = until - time.monotonic()
+            if not self.downloads.running:
+                if left > 0:
+                    time.sleep(left)
+                return
+            if self.downloads.wait(min(max(left, 0.0), _PROGRESS_EVERY)) or left <= 0:
+                return
+            for task in self.downloads.running.values():
+                self.emit("downloading", task, progress=100.0, received=task.received, total=task.total)
 
     def emit(self, kind: str, task: _Task, **fields: Any) -> None:
         if self.settings.on_progress is None:
@@ -188,15 +222,6 @@ class _Scheduler:
                 **fields,
             )
         )
-
-    def hold(self, until: float, deadline: Optional[float] = None) -> None:
-        """Sleep until ``until`` and past any rate-limit pause, but never past ``deadline``."""
-        wake = max(until, self.client.pause.until)
-        if deadline is not None:
-            wake = min(wake, deadline)
-        pause = wake - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
 
     def fail(self, task: _Task, error: AIStudiosError) -> None:
         text = str(error)
@@ -218,7 +243,7 @@ class _Scheduler:
         if entry.state is JobState.DONE and entry.file and self.intact(entry):
             path = self.settings.folder / entry.file
             task.project_key = entry.project_key
-            task.saved = SavedVideo(path, entry.size or path.stat().st_size, entry.sha256 or "")
+            task.saved = SavedVideo(path, entry.size or path.stat().st_size, entry.sha256 or "", entry.verified)
             logger.info("job %d: already downloaded (%s), skipped", task.position, path)
             self.emit("done", task, progress=100.0, skipped=True)
             return True
@@ -356,22 +381,27 @@ class _Scheduler:
 
     def download(self, task: _Task, address: str) -> None:
         assert task.project_key is not None
-        self.emit("downloading", task, progress=100.0)
-        name = self.filename(task, address)
-        try:
-            task.saved = self.client.save_video(address, self.settings.folder, name)
-        except DownloadError as error:
-            if error.status not in _STALE_ADDRESS or task.refreshes >= _REFRESHES:
-                raise
-            # Signed addresses expire: the progress answer carries a fresh one.
-            task.refreshes += 1
-            logger.warning("job %d: the video address was refused (%s); asking for a fresh one", task.position, error)
-            self.schedule(task, time.monotonic())
-            return
-        saved = task.saved
-        if self.journal.keeps:
-            sync_folder(self.settings.folder)  # the file's name is on disk before the journal says done
-        entry = Entry(task.position, JobState.DONE, task.project_key, saved.path.name, saved.size, saved.sha256)
-        self.journal.put(task.fingerprint, entry)
-        logger.info("job %d done: %s", task.position, saved.path)
-        self.emit("done", task, progress=100.0)
+        task.received, task.total = 0, None
+        self.emit("downloading", task, progress=100.0, received=0)
+        self.downloads.start(task, address, self.settings.folder, self.filename(task, address))
+
+    def collect(self) -> None:
+        """Take the downloads that ended: record them, or ask for a fresh address."""
+        for task, outcome in self.downloads.finished():
+            if isinstance(outcome, DownloadError):
+                if outcome.status in _STALE_ADDRESS and task.refreshes < _REFRESHES:
+                    # Signed addresses expire: the progress answer carries a fresh one.
+                    task.refreshes += 1
+                    logger.warning("job %d: the video address was refused (%s); asking again", task.position, outcome)
+                    self.schedule(task, time.monotonic())
+                else:
+                    self.fail(task, outcome)
+                continue
+            task.saved = saved = outcome
+            if self.journal.keeps:
+                sync_folder(self.settings.folder)  # the file's name is on disk before the journal says done
+            entry = Entry(task.position, JobState.DONE, task.project_key, saved.path.name, saved.size, saved.sha256,
+                          saved.verified)  # fmt: skip
+            self.journal.put(task.fingerprint, entry)
+            logger.info("job %d done: %s", task.position, saved.path)
+            self.emit("done", task, progress=100.0)

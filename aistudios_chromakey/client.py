@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable, List, Mapping, Optional, Union
@@ -27,6 +28,7 @@ from ._transport import (
     api_session,
     check_request_timeout,
     guarded,
+    no_credentials,
     request_seconds,
     storage_session,
 )
@@ -114,7 +116,9 @@ class Client:
         self.pause = RatePause()
         self._models: Optional[List[Model]] = None
         self._api = api_session(session)
-        self._storage = storage_session(session)
+        self._settings_from = session
+        self._local = threading.local()
+        self._storages: List[requests.Session] = []
 
     def __repr__(self) -> str:
         return f"Client(api={self.flow.name!r}, base_url={self.base_url!r})"
@@ -122,7 +126,8 @@ class Client:
     def close(self) -> None:
         """Close the client's connections."""
         self._api.close()
-        self._storage.close()
+        for session in self._storages:
+            session.close()
 
     def __enter__(self) -> Client:
         return self
@@ -178,6 +183,7 @@ class Client:
                     headers=headers,
                     timeout=self.request_timeout,
                     allow_redirects=False,  # a credential never follows a redirect
+                    auth=no_credentials,  # ours is the only one, in the header
                     stream=True,  # answers are read within a bound (answers.py)
                 )
                 with response:
@@ -347,10 +353,24 @@ class Client:
         name = check_filename(filename) if filename is not None else safe_filename(url, project_key)
         return self.save_video(url, Path(out_dir), name).path
 
-    def save_video(self, url: str, folder: Path, name: str) -> download.SavedVideo:
+    def save_video(
+        self,
+        url: str,
+        folder: Path,
+        name: str,
+        *,
+        progress: Optional[download.Progress] = None,
+        max_bytes: int = download.MAX_VIDEO_BYTES,
+    ) -> download.SavedVideo:
         """Download ``url`` into ``folder`` as ``name`` (or a free variant of
-        it), with its size and SHA-256."""
-        return download.save_video(self._storage, url, folder, name, self.request_timeout)
+        it), with its size, SHA-256 and the host's check it passed."""
+        session = getattr(self._local, "storage", None)
+        if session is None:  # one per thread: the batch downloads in several
+            session = self._local.storage = storage_session(self._settings_from)
+            self._storages.append(session)
+        return download.save_video(
+            session, url, folder, name, self.request_timeout, progress=progress, max_bytes=max_bytes
+        )
 
     def models(self) -> List[Model]:
         """The V3 model catalogue: each model's ID, names and clothes (the IDs

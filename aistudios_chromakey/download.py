@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from ._transport import Guard, RequestTimeout, guarded, request_seconds
+from ._transport import Guard, RequestTimeout, guarded, no_credentials, request_seconds
 from .containers import SNIFF_BYTES, BoxWalk, Expected, Hashes, expected_digest, is_iso_media, looks_like_video
 from .errors import DownloadError
 from .names import place, truncate_utf8
@@ -214,7 +214,7 @@ class _Transfer:
 
     def get(self, headers: Dict[str, Optional[str]]) -> requests.Response:
         return self.session.get(
-            self.url, stream=True, headers=headers, timeout=self.request_timeout, auth=_no_credentials
+            self.url, stream=True, headers=headers, timeout=self.request_timeout, auth=no_credentials
         )
 
     def begin(self, response: requests.Response) -> bool:
@@ -369,9 +369,3 @@ def validator(response: requests.Response) -> Optional[str]:
     """What tells this version of the video from another: a strong ETag, else Last-Modified."""
     etag = response.headers.get("ETag")
     return etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified")
-
-
-def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """As ``auth``: add nothing, and keep requests from adding netrc or
-    session credentials for the download host."""
-    return request

@@ -676,3 +676,34 @@ def test_a_run_removes_the_temporary_files_a_killed_run_left_and_nothing_else(
     export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, **fast)
     assert not [name for name in leftovers if (tmp_path / name).exists()]
     assert all((tmp_path / name).read_bytes() == b"x" for name in kept)
+
+
+# --- downloads beside the scheduler ------------------------------------------------------
+
+
+def test_a_long_download_does_not_stop_other_renders_from_being_polled(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    sim.download_rate = 1_000_000  # bytes per second per connection, as a storage host gives
+    sim.plan(RenderPlan(seconds=0.1, size=2_000_000), RenderPlan(seconds=1.0), RenderPlan(seconds=1.0))
+    paths = export_chromakeys(jobs, SECRET, base_url=sim.base_url, out_dir=tmp_path, concurrency=3,
+                              poll_interval=0.1)  # fmt: skip
+    first = sim.exports[0].key
+    fetched = [r.time for r in sim.requests("download") if first in r.path]
+    others = [r.time for r in sim.polls() if first not in r.path]
+    during = [t for t in others if fetched[0] < t < fetched[0] + 1.5]  # the first video takes about 2 s
+    assert len(during) >= 3, "the other renders were not polled while the first video downloaded"
+    assert [p.read_bytes() for p in paths] == [sim.video(e.key) for e in sim.exports]
+
+
+def test_downloads_report_their_bytes(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
+    sim.download_rate = 2_000_000
+    sim.plan(RenderPlan(seconds=0.1, size=1_500_000))
+    events: List[ProgressEvent] = []
+    export_chromakeys(jobs[:1], SECRET, base_url=sim.base_url, out_dir=tmp_path, on_progress=events.append,
+                      poll_interval=0.05)  # fmt: skip
+    received = [e.received for e in events if e.kind == "downloading" and e.received]
+    assert received == sorted(received) and len(received) >= 2
+    assert {e.total for e in events if e.kind == "downloading" and e.received} == {1_500_000}
+    done = [e for e in events if e.kind == "done"]
+    assert done[0].size == 1_500_000

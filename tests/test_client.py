@@ -421,3 +421,39 @@ def test_a_second_run_on_a_folder_is_told_to_wait_not_to_pay_again_elsewhere(
     assert "wait for it to finish, or stop it" in message
     assert "another output folder" not in message
     assert sim.log == []
+
+
+# --- the environment, read once ----------------------------------------------------------
+
+
+def test_proxies_from_the_environment_still_apply_and_no_proxy_too(
+    sim: Simulator, jobs: List[Dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a proxy that is not there
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setenv("HTTP_PROXY", dead)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert request_export(jobs[0], SECRET, base_url=sim.base_url)  # NO_PROXY: straight to the service
+    monkeypatch.delenv("NO_PROXY")
+    with pytest.raises(ServiceError, match=r"proxy refused.*nothing was sent"):
+        Client(SECRET, base_url=sim.base_url).request_export(jobs[1])
+    assert len(sim.exports) == 1
+
+
+def test_the_environment_is_read_once_per_host_not_at_every_request(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import requests.sessions
+
+    reads: List[str] = []
+    real = requests.sessions.get_environ_proxies
+
+    def counted(url: str, no_proxy: Any = None) -> Any:
+        reads.append(url)
+        return real(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counted)
+    export_chromakeys(jobs, SECRET, base_url=sim.base_url, out_dir=tmp_path, poll_interval=0.05)
+    assert len(sim.log) > 6
+    assert len(reads) <= 2  # the API host and the storage host (one storage session per download worker)

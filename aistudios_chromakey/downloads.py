@@ -1,0 +1,84 @@
+"""The batch's downloads, beside its scheduler.
+
+Why threads here, and only here: a video streams for seconds (tens of MB
+from a storage host that gives each connection a bounded speed), and while
+the scheduler's one thread streamed it, no render was polled and no export
+sent. requests offers no non-blocking reads to interleave chunks in one
+thread, so a small bounded pool of workers runs the downloads, each on its
+own connection (N parallel connections get about N times one connection's
+speed). Everything else stays in the scheduler's thread: the service's API,
+the journal, the caller's ``on_progress``. A worker only fills a file and
+reports its bytes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+
+from .download import SavedVideo
+from .errors import AIStudiosError, DownloadError
+
+if TYPE_CHECKING:
+    from .client import Client
+
+#: The most downloads that run at once (fewer when the batch's concurrency is lower).
+MAX_DOWNLOADS = 32
+
+
+class _Cancelled(BaseException):
+    """Raised inside a worker's download when the batch stops: its temporary file goes."""
+
+
+class Downloads:
+    """Downloads running beside the scheduler: started, waited for, stopped."""
+
+    def __init__(self, client: Client, workers: int):
+        self.client = client
+        self.workers = max(1, workers)
+        self.running: Dict[concurrent.futures.Future[SavedVideo], Any] = {}
+        self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._cancel = threading.Event()
+
+    def start(self, task: Any, url: str, folder: Path, name: str) -> None:
+        """Download ``url`` for ``task``; its ``received`` and ``total`` follow the bytes."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="aistudios-download")
+
+        def progress(received: int, total: Optional[int]) -> None:
+            if self._cancel.is_set():
+                raise _Cancelled
+            task.received, task.total = received, total
+
+        future = self._pool.submit(self.client.save_video, url, folder, name, progress=progress)
+        self.running[future] = task
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for a download to end; True when one did."""
+        done, _ = concurrent.futures.wait(
+            list(self.running), timeout=seconds, return_when=concurrent.futures.FIRST_COMPLETED
+        )
+        return bool(done)
+
+    def finished(self) -> List[Tuple[Any, Union[SavedVideo, DownloadError]]]:
+        """The downloads that ended, with their video or their error."""
+        ended: List[Tuple[Any, Union[SavedVideo, DownloadError]]] = []
+        for future in [f for f in self.running if f.done()]:
+            task = self.running.pop(future)
+            error = future.exception()
+            if error is None:
+                ended.append((task, future.result()))
+            elif isinstance(error, AIStudiosError):
+                ended.append((task, error if isinstance(error, DownloadError) else DownloadError(str(error))))
+            else:
+                raise error
+        return ended
+
+    def stop(self) -> None:
+        """Cancel what still runs (its temporary files are removed) and wait for the workers."""
+        self._cancel.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self.running.clear()
