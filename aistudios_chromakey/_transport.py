@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import heapq
-import inspect
 import math
 import random
 import socket
@@ -99,7 +98,7 @@ def retry_after_seconds(value: Optional[str]) -> Optional[float]:
 
 def _api_retry() -> Retry:
     options: Dict[str, Any] = {}
-    if "backoff_max" in inspect.signature(Retry.__init__).parameters:
+    if "backoff_max" in Retry.__init__.__code__.co_varnames:  # urllib3 2
         options["backoff_max"] = _BACKOFF_MAX
     return _Retry(
         total=6,

@@ -4,7 +4,6 @@ paid for. (The legacy API documents no catalogue.)"""
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
@@ -76,6 +75,8 @@ def check_jobs_against(jobs: Sequence[Job], models: Sequence[Model]) -> None:
 
 
 def _unknown(value: str, known: List[str], what: str) -> str:
+    import difflib  # only for a mistake: not at every start-up
+
     close = difflib.get_close_matches(value.strip(), known, n=1, cutoff=0.5)
     if close:
         hint = f"did you mean {close[0]!r}?"

@@ -22,10 +22,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
-from .api import export_chromakeys, list_models
 from .arguments import parser
 from .board import Board, summary, summary_json, width
-from .client import Client
 from .credentials import API_KEY_ENV, Given, credentials_from
 from .errors import AIStudiosError, BatchError, InvalidJob, JournalError
 from .flows import flow_named
@@ -72,6 +70,8 @@ def _credentials(options: argparse.Namespace) -> Given:
 def _run_batch(jobs: List[Dict[str, Any]], origins: List[str], credentials: Given, options: argparse.Namespace,
                *, base_url: Optional[str], resume: bool) -> int:  # fmt: skip
     live = sys.stderr.isatty() and not options.verbose
+    from .api import export_chromakeys  # the library's weight, only for a command that uses it
+
     board = Board(len(jobs), sys.stderr, live, options.quiet, concurrency=options.concurrency)
     extra: Dict[str, Any] = {} if options.name is None else {"filename_template": options.name}
     if getattr(options, "adopt", None):
@@ -170,6 +170,8 @@ def _cmd_run(options: argparse.Namespace) -> int:
 def _dry_run(jobs: List[Dict[str, Any]], origins: List[str], credentials: Given,
              options: argparse.Namespace) -> int:  # fmt: skip
     """What a run would send, and whether the credentials are accepted; no export."""
+    from .client import Client
+
     with Client(credentials.token, api=options.api, base_url=options.base_url,
                 app_id=credentials.app_id, user_key=credentials.user_key) as client:  # fmt: skip
         flow = "the tutorial's endpoints" if options.api == "legacy" else "the V3 endpoints"
@@ -232,6 +234,8 @@ def _cmd_models(options: argparse.Namespace) -> int:
             "the legacy API documents no model catalogue: its model and clothes ids are those of your AI STUDIOS "
             "account. The V3 catalogue: aistudios-chromakey models --api v3"
         )
+    from .api import list_models
+
     credentials = _credentials(options)
     models = list_models(
         credentials.token, api="v3", base_url=options.base_url, app_id=credentials.app_id, user_key=credentials.user_key

@@ -61,7 +61,9 @@ from .jobs import Job, check_job
 from .names import check_filename, safe_filename
 from .polling import (
     DEFAULT_POLL_INTERVAL,
+    DEFAULT_POLLS_PER_SECOND,
     DEFAULT_RENDER_TIMEOUT,
+    PollGate,
     RatePause,
     Watch,
     check_timing,
@@ -89,6 +91,8 @@ class Client:
         adapters or credentials.
     :param request_timeout: seconds to connect and to wait for an answer,
         one number or a ``(connect, read)`` pair.
+    :param max_polls_per_second: the most progress polls this client sends
+        per second, however many renders a batch runs (``None``: no cap).
 
     Usage::
 
@@ -107,6 +111,7 @@ class Client:
         user_key: Optional[str] = None,
         session: Optional[requests.Session] = None,
         request_timeout: RequestTimeout = DEFAULT_REQUEST_TIMEOUT,
+        max_polls_per_second: Optional[float] = DEFAULT_POLLS_PER_SECOND,
     ):
         self.flow = flow_named(api)
         self.base_url = service_address(self.flow, base_url)
@@ -114,6 +119,7 @@ class Client:
         self.credentials = Credentials(self.flow, token, app_id, user_key)
         #: When the service rate-limits any request, no request of this client goes before this ends.
         self.pause = RatePause()
+        self._poll_gate = PollGate(max_polls_per_second)
         self._models: Optional[List[Model]] = None
         self._api = api_session(session)
         self._settings_from = session
@@ -274,6 +280,7 @@ class Client:
         :class:`RenderFailed` when the service says it failed or does not
         know it."""
         what = f"progress of project {project_key}"
+        self._poll_gate.wait()
         answer = self._get(self.flow.progress_path + quote(project_key, safe=""), what, limit)
         if answer.status == 404:
             raise RenderFailed(f"{what}: the service does not know this project ({answer.detail})")

@@ -13,7 +13,6 @@ reports its bytes.
 
 from __future__ import annotations
 
-import concurrent.futures
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
@@ -22,6 +21,8 @@ from .download import SavedVideo
 from .errors import AIStudiosError, DownloadError
 
 if TYPE_CHECKING:
+    import concurrent.futures
+
     from .client import Client
 
 #: The most downloads that run at once (fewer when the batch's concurrency is lower).
@@ -44,6 +45,8 @@ class Downloads:
 
     def start(self, task: Any, url: str, folder: Path, name: str) -> None:
         """Download ``url`` for ``task``; its ``received`` and ``total`` follow the bytes."""
+        import concurrent.futures  # only when a batch downloads
+
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="aistudios-download")
 
@@ -57,6 +60,8 @@ class Downloads:
 
     def wait(self, seconds: float) -> bool:
         """Wait up to ``seconds`` for a download to end; True when one did."""
+        import concurrent.futures
+
         done, _ = concurrent.futures.wait(
             list(self.running), timeout=seconds, return_when=concurrent.futures.FIRST_COMPLETED
         )

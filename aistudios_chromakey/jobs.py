@@ -8,7 +8,6 @@ never sent: ``filename``, the name to save the job's video under.
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
@@ -104,6 +103,8 @@ def _check_optional(field: Any, value: Any, flow: Flow, position: Optional[int])
         hint = f"it belongs to api={other[0].name!r}"
     else:
         known = [*REQUIRED_FIELDS, *flow.optional, FILENAME_KEY]
+        import difflib  # only for a mistake: not at every start-up
+
         close = difflib.get_close_matches(field, known, n=1)
         hint = f"did you mean {close[0]!r}?" if close else "known fields: " + ", ".join(known)
     raise InvalidJob(f"is not a field of the {flow.name} export request ({hint})", position=position, field=field)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
-from .answers import Progress
 from .errors import RateLimited, RenderFailed, RenderTimeout
 from .events import ProgressEvent
 from .jobs import is_number
+
+if TYPE_CHECKING:
+    from .answers import Progress
 
 #: ``None``: adaptive polling. A number of seconds: that fixed interval.
 DEFAULT_POLL_INTERVAL: Optional[float] = None
@@ -145,6 +147,29 @@ class Watch:
 IN_REQUEST_429S = 2
 #: Seconds an HTTP 429 is waited out inside one exchange; longer is the caller's pause.
 IN_REQUEST_WAIT_MAX = 5.0
+
+#: Progress polls a client sends per second at most, whatever the batch's
+#: concurrency: a service's rate limit is per account, not per job.
+DEFAULT_POLLS_PER_SECOND = 50.0
+
+
+class PollGate:
+    """Spaces a client's polls at least ``1 / rate`` seconds apart."""
+
+    def __init__(self, rate: Optional[float]):
+        if rate is not None and (not is_number(rate) or rate <= 0):
+            raise ValueError(f"max_polls_per_second must be a number > 0 or None (no cap), not {rate!r}")
+        self.interval = 0.0 if rate is None else 1.0 / rate
+        self.next = 0.0
+
+    def wait(self) -> None:
+        """Return when the next poll may go."""
+        now = time.monotonic()
+        if now < self.next:
+            time.sleep(self.next - now)
+            now = self.next
+        self.next = now + self.interval
+
 
 # A rate-limited request waits this long when the service names no time.
 _RATE_LIMIT_PAUSE = 5.0

@@ -457,3 +457,20 @@ def test_the_environment_is_read_once_per_host_not_at_every_request(
     export_chromakeys(jobs, SECRET, base_url=sim.base_url, out_dir=tmp_path, poll_interval=0.05)
     assert len(sim.log) > 6
     assert len(reads) <= 2  # the API host and the storage host (one storage session per download worker)
+
+
+def test_a_batch_polls_no_faster_than_its_cap_however_many_renders_run(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    many = [dict(jobs[0], text=f"job {n}") for n in range(12)]
+    sim.plan(*[RenderPlan(seconds=1.0) for _ in many])
+    with Client(SECRET, base_url=sim.base_url, max_polls_per_second=10) as client:
+        client.export_chromakeys(many, out_dir=tmp_path, concurrency=12, poll_interval=0.05)
+    times = sorted(r.time for r in sim.polls())
+    assert len(times) > 12
+    assert all(later - earlier >= 0.1 * 0.95 for earlier, later in zip(times, times[1:]))
+
+
+def test_a_nonsense_poll_cap_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_polls_per_second"):
+        Client("k", base_url="http://127.0.0.1:9", max_polls_per_second=0)
