@@ -266,7 +266,7 @@ class Client:
             return self._exchange("POST", self.flow.export_path, what, job.body)
         except ServiceError as error:
             if error.status is not None and 300 <= error.status < 400:
-                raise ExportRejected(f"{error} (nothing was exported)") from None
+                raise ExportRejected(f"{error} (nothing was exported)", moved=True) from None
             raise
         except NetworkProblem as problem:
             if problem.not_sent:

@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List
 
 import pytest
 
-from aistudios_chromakey.simulator import Simulator
+from aistudios_chromakey.simulator import RenderPlan, Simulator
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.rst").read_text(encoding="utf-8")
@@ -82,11 +82,13 @@ def test_the_step_by_step_example_exports_each_job_once(sim: Simulator, tmp_path
     assert len(list((tmp_path / "videos").glob("*.mp4"))) == 3
 
 
-def test_logging_at_info_shows_each_step(sim: Simulator, tmp_path: Path) -> None:
-    block = next(b for b in PYTHON if "logging.basicConfig(level=logging.INFO)" in b)
+def test_show_progress_shows_each_step_and_each_tenth(sim: Simulator, tmp_path: Path) -> None:
+    sim.plan(RenderPlan(seconds=1.0))
+    block = next(b for b in PYTHON if "show_progress()" in b)
     result = _python(block, tmp_path, _environment(sim))
     assert result.returncode == 0, result.stderr
     assert "accepted: project key" in result.stderr
+    assert re.search(r"project \w+: \d+% after \d+ s", result.stderr), result.stderr
     assert "saved" in result.stderr and "sha256" in result.stderr
     assert "YOUR-API-KEY" not in result.stderr
 
