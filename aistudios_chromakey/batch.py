@@ -1,8 +1,9 @@
 """The whole tutorial loop for a batch: export, wait, download every job.
 
 ``concurrency=1`` is the tutorial's sequential loop. ``concurrency=N`` keeps
-up to N renders running on the service at once and polls them in turn from
-this one thread, downloading each as soon as it is done.
+up to N jobs going at once: the scheduler exports and polls them in turn
+from this one thread, and each video downloads beside it (downloads.py) as
+soon as its render is done.
 
 With ``resume=True`` the journal (journal.py) records each job's project
 key the moment its export is accepted, before the first poll, so re-running
@@ -38,9 +39,9 @@ from .errors import (
 from .events import ProgressCallback, ProgressEvent
 from .jobs import Job, check_jobs
 from .journal import Entry, JobState, Journal, open_journal, sync_folder
-from .names import check_template, from_template, safe_filename
+from .names import check_template, video_name
 from .polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT, Watch, check_timing
-from .preflight import check_adopted, check_catalogue, check_folder, fingerprints
+from .preflight import check_adopted, check_catalogue, check_concurrency, check_folder, fingerprints
 
 if TYPE_CHECKING:
     from .client import Client
@@ -104,8 +105,7 @@ def run_batch(
     """:func:`aistudios_chromakey.export_chromakeys` on ``client``."""
     checked = check_jobs(jobs, client.flow)
     client.credentials.resolve()
-    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
-        raise ValueError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
+    check_concurrency(concurrency)
     check_timing(poll_interval, timeout)
     if filename_template is not None:
         check_template(filename_template)
@@ -117,14 +117,8 @@ def run_batch(
     tasks = [_Task(job, f) for job, f in zip(checked, fingerprints(checked, client.flow.name, client.base_url))]
     settings = _Settings(folder, poll_interval, timeout, on_progress, filename_template)
     with open_journal(folder, keep=resume) as journal:
-        for position, key in adopted.items():
-            task = tasks[position - 1]
-            entry = journal.get(task.fingerprint)
-            if entry is None or entry.project_key != key:
-                logger.info("job %d: adopting project %s", position, key)
-                journal.put(task.fingerprint, Entry(position, JobState.SUBMITTED, key))
         try:
-            _Scheduler(client, journal, settings, concurrency).run(tasks)
+            _Scheduler(client, journal, settings, concurrency).run(tasks, adopted)
         except KeyboardInterrupt as interrupt:
             if resume:
                 message = (
@@ -144,7 +138,8 @@ def run_batch(
 
 
 class _Scheduler:
-    """One run of a batch: exports, polls and downloads, all from this one thread."""
+    """One run of a batch: exports and polls from this one thread, and hands
+    each finished render's video to the downloads beside it."""
 
     def __init__(self, client: Client, journal: Journal, settings: _Settings, concurrency: int):
         self.client = client
@@ -156,7 +151,13 @@ class _Scheduler:
         self.downloads = Downloads(client, min(concurrency, MAX_DOWNLOADS))
         self.accepted = 0  # exports accepted in this run
 
-    def run(self, tasks: List[_Task]) -> None:
+    def run(self, tasks: List[_Task], adopted: Mapping[int, str]) -> None:
+        for position, key in adopted.items():  # keys the caller gives back: as if this run got them
+            task = tasks[position - 1]
+            entry = self.journal.get(task.fingerprint)
+            if entry is None or entry.project_key != key:
+                logger.info("job %d: adopting project %s", position, key)
+                self.journal.put(task.fingerprint, Entry(position, JobState.SUBMITTED, key))
         for task in tasks:
             if self.recall(task):
                 continue
@@ -371,21 +372,12 @@ class _Scheduler:
         assert progress.address is not None
         self.download(task, progress.address)
 
-    def filename(self, task: _Task, address: str) -> str:
-        """The job's own name, else the batch's template, else the tutorial's."""
-        assert task.project_key is not None
-        if task.job.filename:
-            return task.job.filename
-        template = self.settings.filename_template
-        if template:
-            return from_template(template, task.position, task.job.body, task.project_key, address)
-        return safe_filename(address, task.project_key)
-
     def download(self, task: _Task, address: str) -> None:
         assert task.project_key is not None
         task.received, task.total = 0, None
         self.emit("downloading", task, progress=100.0, received=0)
-        self.downloads.start(task, address, self.settings.folder, self.filename(task, address))
+        name = video_name(task.job, self.settings.filename_template, task.project_key, address)
+        self.downloads.start(task, address, self.settings.folder, name)
 
     def collect(self) -> None:
         """Take the downloads that ended: record them, or ask for a fresh address."""

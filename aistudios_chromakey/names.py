@@ -8,8 +8,11 @@ import os
 import re
 import unicodedata
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
 from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    from .jobs import Job
 
 MAX_NAME_BYTES = 150
 DEFAULT_EXTENSION = ".mp4"
@@ -116,6 +119,17 @@ def from_template(template: str, position: int, body: Mapping[str, Any], key: st
     values["name"] = safe_filename(url, key).rpartition(".")[0]
     raw = template.format(position=position, **values)
     return safe_name(raw, key)  # a "/" in the template or the text becomes "_"
+
+
+def video_name(job: Job, template: Optional[str], key: str, url: str) -> str:
+    """A job's file name: its own ``filename``, else the batch's template,
+    else the tutorial's (the address's basename)."""
+    if job.filename:
+        return job.filename
+    if template:
+        assert job.position is not None
+        return from_template(template, job.position, job.body, key, url)
+    return safe_filename(url, key)
 
 
 def first_words(text: str, limit: int) -> str:

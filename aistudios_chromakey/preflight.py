@@ -35,6 +35,11 @@ def fingerprints(jobs: List[Job], api: str, base_url: str) -> List[str]:
     return result
 
 
+def check_concurrency(concurrency: object) -> None:
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        raise ValueError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
+
+
 def check_adopted(adopt: Optional[Mapping[int, str]], count: int, resume: bool) -> Dict[int, str]:
     """``adopt``: project keys the caller knows for some jobs (a key printed
     when the journal could not be written), by 1-based position."""
