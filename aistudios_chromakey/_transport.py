@@ -20,9 +20,16 @@ place, each with a bound:
   batch gives a job at most 5 of them.
 * **Downloads** (``download.py``): the storage session retries nothing
   itself; the download's own loop makes at most 5 attempts, each resuming
-  where the last stopped.
+  where the last stopped (a connection lost, a body cut short, a stall of
+  ``download.STALL_SECONDS`` without a chunk, a checksum that did not match).
 * **Expired video addresses** (``batch.py``): a fresh address is asked for
   at most 3 times per job.
+* **A render that says it failed** (``polling.py``): asked again until the
+  failure has lasted three answers over ten seconds.
+
+So one poll makes at most 6 requests, one export at most 3 (2 short rate
+limits; a connection never made is no request), and one video at most
+4 addresses of 5 attempts each.
 """
 
 from __future__ import annotations
