@@ -189,6 +189,7 @@ def _cut(guard: Guard) -> None:
 
 _watchdog = _Watchdog()
 _current = threading.local()
+_by_thread: Dict[int, Guard] = {}  # each thread's guard, for cut_now()
 
 
 @contextlib.contextmanager
@@ -197,13 +198,22 @@ def guarded(seconds: float) -> Iterator[Guard]:
     ``seconds`` of wall-clock time; past it, the connection is cut and the
     read in progress fails. ``guard.fired`` then tells why."""
     guard = Guard(time.monotonic() + max(seconds, 0.0))
-    _current.guard = guard
+    _current.guard = _by_thread[threading.get_ident()] = guard
     _watchdog.watch(guard)
     try:
         yield guard
     finally:
         guard.done = True
         _current.guard = None
+        _by_thread.pop(threading.get_ident(), None)
+
+
+def cut_now(thread: int) -> None:
+    """End at once the guarded request ``thread`` is making, if any (a batch
+    that stops does not wait for its downloads' reads to time out)."""
+    guard = _by_thread.get(thread)
+    if guard is not None and not guard.done:
+        _cut(guard)
 
 
 class _Registers:

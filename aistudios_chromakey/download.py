@@ -176,6 +176,8 @@ class _Transfer:
                 "download of %s interrupted (%s) at %d of %s bytes; attempt %d of %d",
                 where(self.url), self.problem, self.received, total, attempt, ATTEMPTS,
             )  # fmt: skip
+            if self.progress is not None:  # where a caller that stops the download learns it
+                self.progress(self.received, self.total)
             if attempt < ATTEMPTS:
                 time.sleep(min(RETRY_PAUSE * 2**attempt, 4.0))
         total = self.total if self.total is not None else "an unknown number of"

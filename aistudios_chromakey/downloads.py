@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple, Union
 
+from ._transport import cut_now
 from .download import SavedVideo
 from .errors import AIStudiosError, DownloadError
 
@@ -42,6 +43,7 @@ class Downloads:
         self.running: Dict[concurrent.futures.Future[SavedVideo], Any] = {}
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._cancel = threading.Event()
+        self._threads: Set[int] = set()  # the workers busy with a download
 
     def start(self, task: Any, url: str, folder: Path, name: str) -> None:
         """Download ``url`` for ``task``; its ``received`` and ``total`` follow the bytes."""
@@ -55,7 +57,14 @@ class Downloads:
                 raise _Cancelled
             task.received, task.total = received, total
 
-        future = self._pool.submit(self.client.save_video, url, folder, name, progress=progress)
+        def work() -> SavedVideo:
+            self._threads.add(threading.get_ident())
+            try:
+                return self.client.save_video(url, folder, name, progress=progress)
+            finally:
+                self._threads.discard(threading.get_ident())
+
+        future = self._pool.submit(work)
         self.running[future] = task
 
     def wait(self, seconds: float) -> bool:
@@ -84,6 +93,8 @@ class Downloads:
     def stop(self) -> None:
         """Cancel what still runs (its temporary files are removed) and wait for the workers."""
         self._cancel.set()
+        for thread in list(self._threads):
+            cut_now(thread)  # a read waiting on a slow host ends now, not at its timeout
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         self.running.clear()
