@@ -468,7 +468,8 @@ def test_a_batch_polls_no_faster_than_its_cap_however_many_renders_run(
         client.export_chromakeys(many, out_dir=tmp_path, concurrency=12, poll_interval=0.05)
     times = sorted(r.time for r in sim.polls())
     assert len(times) > 12
-    assert all(later - earlier >= 0.1 * 0.95 for earlier, later in zip(times, times[1:]))
+    # Never more than 10 in any second (measured on arrival, so a little jitter is allowed).
+    assert all(times[i + 10] - times[i] >= 1.0 * 0.9 for i in range(len(times) - 10))
 
 
 def test_a_nonsense_poll_cap_is_refused() -> None:
