@@ -29,7 +29,7 @@ from .errors import (
     RenderTimeout,
     ServiceError,
 )
-from .events import ProgressEvent
+from .events import ProgressEvent, show_progress
 
 if TYPE_CHECKING:
     from .api import download_video, export_chromakeys, list_models, request_export, wait_for_video
@@ -83,5 +83,6 @@ __all__ = [
     "export_chromakeys",
     "list_models",
     "request_export",
+    "show_progress",
     "wait_for_video",
 ]

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 import requests
 
 from ._transport import retry_after_seconds
-from .errors import AuthenticationError, RateLimited, ServiceError
+from .errors import AuthenticationError, ExportRejected, ExportUncertain, RateLimited, RenderFailed, ServiceError
 from .jobs import is_http_url
 
 #: An API answer is a few hundred bytes; past this it is refused unread.
@@ -206,3 +206,46 @@ def state_in(data: Mapping[str, Any]) -> Optional[str]:
     """V3's ``state`` beside the progress (its values are not documented)."""
     state = data.get("state")
     return _text(state) or None if state is not None else None
+
+
+def uncertain(what: str, reason: str) -> ExportUncertain:
+    """The export went out, and nothing says whether the service took it."""
+    return ExportUncertain(
+        f"{what}: {reason}. The service may have accepted it and may charge for it: "
+        "check your AI STUDIOS dashboard before exporting it again."
+    )
+
+
+def project_key_of(answer: Answer, what: str, credential: str) -> str:
+    """The project key an export's answer carries; or the error it is."""
+    status = answer.status
+    if 200 <= status < 300 and answer.body is None:
+        raise uncertain(what, f"the service answered HTTP {status} without JSON")
+    if status >= 500:
+        # The service (or a gateway in front of it, which says 503 for an
+        # upstream reset) may have taken the job before failing.
+        raise uncertain(what, f"the service answered HTTP {status}")
+    refuse_errors(answer, what, credential)
+    if status >= 400 or not answer.ok:
+        raise ExportRejected(f"{what}: the service rejected it ({answer.detail})")
+    key = project_key_in(answer.data)
+    if key is None:
+        raise uncertain(what, f"the answer carries no project key ({answer.detail})")
+    return key
+
+
+def progress_of(answer: Answer, what: str, redact: Redact) -> Progress:
+    """The progress a poll's answer carries; :class:`RenderFailed` when it
+    says the render failed, or does not say it is going well."""
+    if answer.status == 404:
+        raise RenderFailed(f"{what}: the service does not know this project ({answer.detail})")
+    if answer.status >= 400:
+        raise ServiceError(f"{what}: unexpected answer ({answer.detail})", status=answer.status)
+    body = answer.body if isinstance(answer.body, Mapping) else {}
+    data = body.get("data")
+    if body.get("success") is not True or not isinstance(data, Mapping):
+        # Anything but an object that says success: true is not a success,
+        # least of all a "false" written as a string beside an address.
+        reason = "the render failed" if body.get("success") is False else "the service did not report success"
+        raise RenderFailed(f"{what}: {reason} ({answer.detail})")
+    return Progress(progress_in(data, what, redact), address_in(data, what, redact), state_in(data))

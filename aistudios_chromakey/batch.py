@@ -28,6 +28,7 @@ from .errors import (
     AuthenticationError,
     BatchError,
     DownloadError,
+    ExportRejected,
     ExportUncertain,
     JournalError,
     RateLimited,
@@ -285,9 +286,10 @@ class _Scheduler:
         except AIStudiosError as error:
             # Certainly not accepted (refused, rate limited, unreachable): as if never tried.
             self.journal.forget(task.fingerprint)
-            if isinstance(error, AuthenticationError) or (
-                isinstance(error, ServiceError) and error.unreachable and not self.accepted
-            ):
+            wrong_address = (isinstance(error, ServiceError) and error.unreachable) or (
+                isinstance(error, ExportRejected) and error.moved
+            )
+            if isinstance(error, AuthenticationError) or (wrong_address and not self.accepted):
                 raise  # every other job would fail the same way: one message, nothing sent
             if isinstance(error, RateLimited) and task.rate_limits < _RATE_LIMIT_TRIES:
                 self.rate_limited(task, error)
@@ -364,7 +366,7 @@ class _Scheduler:
         if self.settings.on_progress is not None:
             self.settings.on_progress(watch.event(progress, task.position))
         if not progress.done:
-            self.schedule(task, now + watch.answered(progress, time.monotonic()))
+            self.schedule(task, now + watch.answered(progress, time.monotonic(), f"job {task.position}: "))
             return
         assert progress.address is not None
         self.download(task, progress.address)

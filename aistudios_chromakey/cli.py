@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 from .arguments import parser
 from .board import Board, summary, summary_json, width
 from .credentials import API_KEY_ENV, Given, credentials_from
-from .errors import AIStudiosError, BatchError, InvalidJob, JournalError
+from .errors import AIStudiosError, BatchError, ExportRejected, InvalidJob, JournalError, ServiceError
 from .flows import flow_named
 from .jobs import check_jobs
 from .jobsfile import JobsFileError, read_jobs_file
@@ -310,6 +310,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitStatus.USAGE
+    except (ServiceError, ExportRejected) as error:
+        print(f"error: {error}", file=sys.stderr)
+        # No connection at all, or an address that moved: nothing was exported.
+        nothing_sent = getattr(error, "unreachable", False) or getattr(error, "moved", False)
+        return ExitStatus.USAGE if nothing_sent else ExitStatus.FAILED
     except AIStudiosError as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitStatus.FAILED

@@ -36,13 +36,12 @@ from ._version import VERSION
 from .answers import (
     Answer,
     Progress,
-    address_in,
-    progress_in,
-    project_key_in,
+    progress_of,
+    project_key_of,
     read_answer,
     redactor,
     refuse_errors,
-    state_in,
+    uncertain,
 )
 from .batch import run_batch
 from .catalogue import Model, parse_catalogue
@@ -50,7 +49,6 @@ from .credentials import Credentials
 from .errors import (
     AuthenticationError,
     ExportRejected,
-    ExportUncertain,
     RateLimited,
     RenderFailed,
     ServiceError,
@@ -243,20 +241,7 @@ class Client:
         checked = job if isinstance(job, Job) else check_job(job, self.flow, position)
         who = f"job {checked.position}" if checked.position is not None else "the job"
         what = f"export request for {who}"
-        answer = self._export_once(checked, what)
-        status = answer.status
-        if 200 <= status < 300 and answer.body is None:
-            raise _uncertain(what, f"the service answered HTTP {status} without JSON")
-        if status >= 500:
-            # The service (or a gateway in front of it, which says 503 for an
-            # upstream reset) may have taken the job before failing.
-            raise _uncertain(what, f"the service answered HTTP {status}")
-        refuse_errors(answer, what, self.credentials.kind)
-        if status >= 400 or not answer.ok:
-            raise ExportRejected(f"{what}: the service rejected it ({answer.detail})")
-        key = project_key_in(answer.data)
-        if key is None:
-            raise _uncertain(what, f"the answer carries no project key ({answer.detail})")
+        key = project_key_of(self._export_once(checked, what), what, self.credentials.kind)
         logger.info("%s accepted: project key %s", what, key)
         return key
 
@@ -266,14 +251,14 @@ class Client:
             return self._exchange("POST", self.flow.export_path, what, job.body)
         except ServiceError as error:
             if error.status is not None and 300 <= error.status < 400:
-                raise ExportRejected(f"{error} (nothing was exported)") from None
+                raise ExportRejected(f"{error} (nothing was exported)", moved=True) from None
             raise
         except NetworkProblem as problem:
             if problem.not_sent:
                 raise ServiceError(
                     f"{what}: could not reach {self.base_url}: {problem}; nothing was sent", unreachable=True
                 ) from None
-            raise _uncertain(what, f"the request was sent but no complete answer came back ({problem})") from None
+            raise uncertain(what, f"the request was sent but no complete answer came back ({problem})") from None
 
     def poll(self, project_key: str, *, limit: float = math.inf) -> Progress:
         """Ask a render's progress once, within ``limit`` seconds;
@@ -282,18 +267,7 @@ class Client:
         what = f"progress of project {project_key}"
         self._poll_gate.wait()
         answer = self._get(self.flow.progress_path + quote(project_key, safe=""), what, limit)
-        if answer.status == 404:
-            raise RenderFailed(f"{what}: the service does not know this project ({answer.detail})")
-        if answer.status >= 400:
-            raise ServiceError(f"{what}: unexpected answer ({answer.detail})", status=answer.status)
-        body = answer.body if isinstance(answer.body, Mapping) else {}
-        data = body.get("data")
-        if body.get("success") is not True or not isinstance(data, Mapping):
-            # Anything but an object that says success: true is not a success,
-            # least of all a "false" written as a string beside an address.
-            reason = "the render failed" if body.get("success") is False else "the service did not report success"
-            raise RenderFailed(f"{what}: {reason} ({answer.detail})")
-        progress = Progress(progress_in(data, what, self.redact), address_in(data, what, self.redact), state_in(data))
+        progress = progress_of(answer, what, self.redact)
         logger.debug(
             "project %s: progress %s%s, address %s",
             project_key,
@@ -424,10 +398,3 @@ class Client:
         """Export every job and download its video; see
         :func:`aistudios_chromakey.export_chromakeys` for the options."""
         return run_batch(self, jobs, **options)
-
-
-def _uncertain(what: str, reason: str) -> ExportUncertain:
-    return ExportUncertain(
-        f"{what}: {reason}. The service may have accepted it and may charge for it: "
-        "check your AI STUDIOS dashboard before exporting it again."
-    )

@@ -12,6 +12,7 @@ Each attempt is bounded in wall-clock time while no bytes arrive.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import secrets
@@ -107,7 +108,7 @@ def save_video(
                 size, sha256 = transfer.run()
             finally:
                 transfer.hashes.close()
-        path = place(temporary, folder, name)
+        path = place(temporary, folder, name, same=lambda path: _holds(path, size, sha256))
     except OSError as error:  # a full disk, a name the file system refuses...
         temporary.unlink(missing_ok=True)
         raise DownloadError(f"cannot save the video into {folder}: {error.strerror or error}") from None
@@ -363,6 +364,20 @@ def content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int], O
         return None, None, None
     total = None if match.group(3) == "*" else int(match.group(3))
     return int(match.group(1)), int(match.group(2)) + 1, total
+
+
+def _holds(path: Path, size: int, sha256: str) -> bool:
+    """Whether the file at ``path`` has exactly ``size`` bytes with this SHA-256."""
+    try:
+        if not path.is_file() or path.stat().st_size != size:
+            return False
+        digest = hashlib.sha256()
+        with open(path, "rb") as existing:
+            for block in iter(lambda: existing.read(1024 * 1024), b""):
+                digest.update(block)
+    except OSError:
+        return False
+    return bool(digest.hexdigest() == sha256)
 
 
 def validator(response: requests.Response) -> Optional[str]:

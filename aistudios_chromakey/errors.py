@@ -66,7 +66,15 @@ class RateLimited(ServiceError):
 
 class ExportRejected(AIStudiosError):
     """The service refused an export request (for example ``success: false``
-    for an unknown model); nothing was rendered or charged."""
+    for an unknown model); nothing was rendered or charged.
+
+    :ivar moved: True when the address answered with a redirect (a service
+        that moved): every export there would be refused the same way.
+    """
+
+    def __init__(self, message: str, *, moved: bool = False):
+        super().__init__(message)
+        self.moved = moved
 
 
 class ExportUncertain(AIStudiosError):

@@ -1,10 +1,12 @@
-"""What ``on_progress`` callbacks receive, at each step of each job."""
+"""What ``on_progress`` callbacks receive at each step of each job, and
+:func:`show_progress` for those who would rather just see it."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, TextIO
 
 
 @dataclass(frozen=True)
@@ -44,3 +46,26 @@ class ProgressEvent:
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
+
+
+class _ProgressHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler :func:`show_progress` adds (so that it adds it once)."""
+
+
+def show_progress(stream: Optional[TextIO] = None) -> None:
+    """See every job's progress, in a script or a notebook: the library's
+    steps and each tenth of every render, one line each, on ``stream``
+    (standard error by default). The library configures no logging of its
+    own; this is the one-word way to ask it to::
+
+        >>> from aistudios_chromakey import export_chromakeys, show_progress
+        >>> show_progress()
+        >>> paths = export_chromakeys(jobs, token)
+    """
+    logger = logging.getLogger("aistudios_chromakey")
+    if not any(isinstance(handler, _ProgressHandler) for handler in logger.handlers):
+        handler = _ProgressHandler(stream)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)

@@ -8,7 +8,7 @@ import os
 import re
 import unicodedata
 from pathlib import Path
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Callable, Mapping, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 MAX_NAME_BYTES = 150
@@ -149,9 +149,11 @@ def check_filename(filename: Any) -> str:
     return name
 
 
-def place(temporary: Path, folder: Path, name: str) -> Path:
+def place(temporary: Path, folder: Path, name: str, same: Optional[Callable[[Path], bool]] = None) -> Path:
     """Give ``temporary`` its final name without replacing any file: ``name``,
-    else ``stem-2.ext``, ``stem-3.ext``..."""
+    else ``stem-2.ext``, ``stem-3.ext``... A file already there that ``same``
+    says holds these very bytes (a run killed after saving this video, before
+    its journal said so) is taken as it is, rather than copied beside itself."""
     stem, dot, extension = name.rpartition(".")
     if not dot:
         stem, extension = name, ""
@@ -160,6 +162,9 @@ def place(temporary: Path, folder: Path, name: str) -> Path:
         try:
             os.link(temporary, candidate)
         except FileExistsError:
+            if same is not None and same(candidate):
+                os.unlink(temporary)
+                return candidate
             continue
         except OSError as error:
             if error.errno not in _NO_HARD_LINKS:

@@ -9,6 +9,7 @@ download starts soon after it is done.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import TYPE_CHECKING, Optional, Tuple
@@ -19,6 +20,8 @@ from .jobs import is_number
 
 if TYPE_CHECKING:
     from .answers import Progress
+
+logger = logging.getLogger("aistudios_chromakey")
 
 #: ``None``: adaptive polling. A number of seconds: that fixed interval.
 DEFAULT_POLL_INTERVAL: Optional[float] = None
@@ -115,12 +118,28 @@ class Watch:
         self.timeout = timeout
         self.deadline = None if timeout is None else now + timeout
         self.progress = 0.0
+        self.logged = -1  # the last tenth of progress logged
 
-    def answered(self, progress: Progress, now: float) -> float:
-        """A good answer: seconds until the next poll."""
+    def answered(self, progress: Progress, now: float, who: str = "") -> float:
+        """A good answer: seconds until the next poll. Each tenth of the
+        render is logged at INFO, with the time it took and an estimate."""
         self.failures.clear()
         self.progress = progress.progress
-        return self.clock.next_wait(now, progress.progress)
+        wait = self.clock.next_wait(now, progress.progress)
+        tenth = min(int(progress.progress // 10), 10)
+        if tenth > self.logged:
+            self.logged = tenth
+            left = self.clock.seconds_left(progress.progress)
+            logger.info(
+                "%sproject %s: %.0f%%%s after %.0f s%s",
+                who,
+                self.project_key,
+                progress.progress,
+                f" ({progress.state})" if progress.state else "",
+                now - self.clock.started,
+                f", about {left:.0f} s left" if left is not None and progress.progress < 100 else "",
+            )
+        return wait
 
     def failed(self, error: RenderFailed, now: float) -> float:
         """The service said the render failed: ``error`` once that persists,

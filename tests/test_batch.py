@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -707,3 +708,46 @@ def test_downloads_report_their_bytes(sim: Simulator, jobs: List[Dict[str, Any]]
     assert {e.total for e in events if e.kind == "downloading" and e.received} == {1_500_000}
     done = [e for e in events if e.kind == "done"]
     assert done[0].size == 1_500_000
+
+
+def test_a_video_saved_just_before_a_kill_is_not_saved_again_beside_itself(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    paths = export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, **fast)
+    journal = tmp_path / ".aistudios-chromakey.json"
+    # The journal as a kill between the video's link and the journal's "done" leaves it.
+    lines = [line for line in journal.read_text(encoding="utf-8").splitlines() if '"done"' not in line]
+    lines.append(json.dumps({"job": json.loads(lines[1])["job"], "position": 1, "state": "submitted",
+                             "project_key": sim.exports[0].key}))  # fmt: skip
+    journal.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    again = export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, **fast)
+    assert again == paths
+    assert sorted(p.name for p in tmp_path.glob("*.mp4")) == [paths[0].name]  # no "-2" copy
+    assert len(sim.exports) == 1
+
+
+def test_show_progress_is_one_word_for_each_tenth_of_every_render(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    import io
+
+    from aistudios_chromakey import show_progress
+
+    stream = io.StringIO()
+    library = logging.getLogger("aistudios_chromakey")
+    level, handlers = library.level, list(library.handlers)
+    try:
+        show_progress(stream)
+        show_progress(stream)  # twice: still one line per step
+        sim.plan(RenderPlan(seconds=1.0))
+        export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, **fast)
+    finally:
+        library.setLevel(level)
+        library.handlers[:] = handlers
+    lines = stream.getvalue().splitlines()
+    percents = [line for line in lines if re.search(r"job 1: project \w+: \d+% after \d+ s", line)]
+    assert 3 <= len(percents) <= 11  # a line per tenth, not per poll
+    assert any("about" in line and "s left" in line for line in percents)
+    assert any("job 1 done" in line for line in lines)
+    assert len(lines) == len(set(lines))
+    assert SECRET not in stream.getvalue()

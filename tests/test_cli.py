@@ -8,6 +8,7 @@ import pty
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -622,3 +623,19 @@ def test_starting_up_loads_nothing_a_command_does_not_need(tmp_path: Path) -> No
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=_env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_a_service_that_moved_or_cannot_be_reached_stops_the_batch_and_exits_2(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    jobs_file = _json_file(tmp_path, jobs)
+    moved = cli("run", str(jobs_file), "--base-url", sim.old_base_url, cwd=tmp_path)
+    assert moved.returncode == 2, moved.stderr
+    assert moved.stderr.count("redirected to") == 1 and sim.base_url in moved.stderr
+    assert sim.exports == []
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    refused = cli("run", str(jobs_file), "--base-url", f"http://127.0.0.1:{port}", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.count("connection was refused") == 1
