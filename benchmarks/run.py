@@ -39,6 +39,7 @@ SCRIPTS = [
     ("journal", "What does the resume journal cost a large batch?"),
     ("scale", "How does wall time scale with jobs and concurrency?"),
     ("downloads_in_batch", "Does a batch of large videos use the bandwidth it has?"),
+    ("chaos", "Does a batch SIGKILLed at random moments, then run again, ever pay twice?"),
 ]
 
 
