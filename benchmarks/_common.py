@@ -126,22 +126,27 @@ def call(function: str, timeout: Optional[float] = None, **arguments: Any) -> Di
     return dict(json.loads(printed.strip().splitlines()[-1]))
 
 
-def export_batch(base_url: str, token: str, count: int, out_dir: str, **settings: Any) -> Dict[str, Any]:
-    """``export_chromakeys`` over ``count`` jobs, measured in this process
-    (run it through :func:`call`, so that the simulator's work is not counted)."""
-    from aistudios_chromakey import export_chromakeys
+#: The client the scheduler benchmarks use: no poll cap, so that they measure the scheduler.
+UNCAPPED = {"max_polls_per_second": None}
+
+
+def export_batch(
+    base_url: str, token: str, count: int, out_dir: str, client: Optional[Dict[str, Any]] = None, **settings: Any
+) -> Dict[str, Any]:
+    """``count`` jobs through ``Client(token, base_url=..., **client).export_chromakeys``
+    (``client`` None: the plain function and its defaults), measured in this
+    process (run it through :func:`call`, so that the simulator's work is not counted)."""
+    from aistudios_chromakey import Client, export_chromakeys
 
     batch = jobs(count)
     written, cpu, started = write_bytes(), time.process_time(), time.perf_counter()
-    paths = export_chromakeys(batch, token, base_url=base_url, out_dir=out_dir, **settings)
-    wall = time.perf_counter() - started
-    return {
-        "wall": wall,
-        "cpu": time.process_time() - cpu,
-        "written": write_bytes() - written,
-        "rss": peak_rss(),
-        "files": len(paths),
-    }
+    if client is None:
+        paths = export_chromakeys(batch, token, base_url=base_url, out_dir=out_dir, **settings)
+    else:
+        with Client(token, base_url=base_url, **client) as keeper:
+            paths = keeper.export_chromakeys(batch, out_dir=out_dir, **settings)
+    wall, cpu, written = time.perf_counter() - started, time.process_time() - cpu, write_bytes() - written
+    return {"wall": wall, "cpu": cpu, "written": written, "rss": peak_rss(), "files": len(paths)}
 
 
 def ideal(durations: Sequence[float], concurrency: int) -> float:
@@ -151,21 +156,6 @@ def ideal(durations: Sequence[float], concurrency: int) -> float:
     for seconds in durations:
         heapq.heapreplace(slots, slots[0] + seconds)
     return max(slots)
-
-
-def peak_per_second(times: Sequence[float]) -> int:
-    """The most of these moments in any window of one second."""
-    ordered, peak, first = sorted(times), 0, 0
-    for last, moment in enumerate(ordered):
-        while moment - ordered[first] >= 1.0:
-            first += 1
-        peak = max(peak, last - first + 1)
-    return peak
-
-
-def polls_at(sim: Simulator) -> List[float]:
-    """When each progress request arrived, by the simulator's clock."""
-    return [request.time for request in sim.polls()]
 
 
 def planned(sim: Simulator) -> List[float]:
@@ -185,10 +175,11 @@ GIVE_UP = 8.0
 
 
 def batch_against_ideal(count: int, concurrency: int, seed: int = 7, **settings: Any) -> Dict[str, Any]:
-    """``count`` jobs of renders uniform 1-3 s through ``export_chromakeys``
-    in a child process, against a simulator in this one; what it cost
-    beside what the renders alone would take at that concurrency. A batch
-    still running after ``GIVE_UP`` times its ideal is stopped: ``stopped``."""
+    """``count`` jobs of renders uniform 1-3 s through :func:`export_batch`
+    (``client=UNCAPPED``: a client without the poll cap) in a child process,
+    against a simulator in this one; what it cost beside what the renders
+    alone would take at that concurrency, and the peak polls/s. A batch still
+    running after ``GIVE_UP`` times its ideal is stopped: ``stopped``."""
     renders = render_times(count, seed)
     limit = GIVE_UP * (ideal(renders, concurrency) + ONE_POLL)
     with Simulator() as sim, tempfile.TemporaryDirectory(prefix="bench-") as out:
@@ -197,11 +188,12 @@ def batch_against_ideal(count: int, concurrency: int, seed: int = 7, **settings:
         try:
             result = call("benchmarks._common:export_batch", limit, concurrency=concurrency, **arguments)
         except subprocess.TimeoutExpired:
-            return {"stopped": limit, "ideal": limit / GIVE_UP, "peak_polls": peak_per_second(polls_at(sim))}
-        served, polls = len(sim.requests()), polls_at(sim)
+            return {"stopped": limit, "ideal": limit / GIVE_UP, "peak_polls": sim.stats()["peak_polls"]}
+        stats = sim.stats()
         best = ideal(planned(sim), concurrency) + ONE_POLL
-    if result["files"] != count or len(polls) < count:
-        raise RuntimeError(f"{count} jobs: {result['files']} files, {len(polls)} polls")
+    served, polls = stats["requests"], stats["polls"]
+    if result["files"] != count or polls < count:
+        raise RuntimeError(f"{count} jobs: {result['files']} files, {polls} polls")
     return dict(
-        result, ideal=best, served=served, cpu_per_request=result["cpu"] / served, peak_polls=peak_per_second(polls)
+        result, ideal=best, served=served, cpu_per_request=result["cpu"] / served, peak_polls=stats["peak_polls"]
     )

@@ -6,9 +6,12 @@ their quick or full mode, each in its own process, and writes the machine
 and every script's tables, with the time each took. The figures only mean
 something side by side, on the same machine in the same run.
 
-    python benchmarks/run.py [--quick] [--only journal,scale] [--out FILE]
+    python benchmarks/run.py [--quick [--full journal,throughput]] [--only journal,scale] [--out FILE]
 
 ``--quick`` takes about 5 minutes on 2 cores; the full run about 30.
+``--quick --full NAMES`` runs the scripts named in their full mode and the
+others quick, side by side in the one run; each section says which mode it
+ran in.
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ from benchmarks import _common as common
 SCRIPTS = [
     ("batches", "How long does a batch take, and what does its polling cost?"),
     ("polling", "Does adaptive polling beat the tutorial's fixed 3 s?"),
-    ("throughput", "How fast does download_video save a large video, against curl?"),
+    ("throughput", "How fast does download_video save a large video, against curl, and where does the time go?"),
     ("download_memory", "Does download_video stream, or hold the video in memory?"),
-    ("startup", "What does importing the library cost?"),
+    ("startup", "What do `--version` and importing the library cost?"),
     ("keepalive", "What does one step call cost, and does it reuse its connection?"),
     ("journal", "What does the resume journal cost a large batch?"),
     ("scale", "How does wall time scale with jobs and concurrency?"),
     ("downloads_in_batch", "Does a batch of large videos use the bandwidth it has?"),
+    ("chaos", "Does a batch SIGKILLed at random moments, then run again, ever pay twice?"),
 ]
 
 
@@ -47,7 +51,7 @@ def run_script(name: str, quick: bool) -> str:
     started = time.perf_counter()
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=common.REPO)
     seconds = time.perf_counter() - started
-    heading = f"## {name}.py: {question}\n\n_{'--quick, ' if quick else ''}{seconds:.0f} s._\n\n"
+    heading = f"## {name}.py: {question}\n\n_{'--quick' if quick else 'full'} mode, {seconds:.0f} s._\n\n"
     body = done.stdout.strip()
     if done.returncode != 0:
         body += f"\n\n**The script failed (exit status {done.returncode}); see its error output.**"
@@ -58,28 +62,37 @@ def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="every script's quick mode")
     parser.add_argument("--only", default=None, help="comma-separated script names (default: all)")
+    parser.add_argument("--full", default="", help="with --quick: these scripts (comma-separated) run in full")
     parser.add_argument("--out", type=Path, default=common.REPO / "benchmarks" / "RESULTS.md")
     flags = parser.parse_args(argv)
     names = [name for name, _ in SCRIPTS]
     chosen = flags.only.split(",") if flags.only else names
-    unknown = sorted(set(chosen) - set(names))
+    full = [name for name in flags.full.split(",") if name]
+    if full and not flags.quick:
+        parser.error("--full only makes sense with --quick")
+    unknown = sorted((set(chosen) | set(full)) - set(names))
     if unknown:
         parser.error(f"no such script: {', '.join(unknown)} (choose from {', '.join(names)})")
     began = time.perf_counter()
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    sections = [run_script(name, flags.quick) for name in names if name in chosen]
+    sections = [run_script(name, flags.quick and name not in full) for name in names if name in chosen]
     minutes = (time.perf_counter() - began) / 60
-    mode = "the quick run (`python benchmarks/run.py --quick`)" if flags.quick else "the full run"
+    command = "python benchmarks/run.py" + (" --quick" if flags.quick else "")
+    command += f" --full {flags.full}" if full else ""
+    command += f" --only {flags.only}" if flags.only else ""
+    mode = f"the quick run (`{command}`)" if flags.quick else f"the full run (`{command}`)"
     header = [
         "# Benchmark results",
         "",
         f"Written by {mode} in {minutes:.1f} minutes on {date}"
         + (
-            " (every script's `--quick` mode: smaller batches, shorter renders, fewer repetitions)."
+            " (each script's `--quick` mode: smaller batches, shorter renders, fewer repetitions"
+            + (f"; in their full mode, in the same run: {', '.join(f'`{name}.py`' for name in full)}" if full else "")
+            + "). Each section's first line says which mode it ran in."
             if flags.quick
             else "."
         ),
-        f"Regenerate: `python benchmarks/run.py{' --quick' if flags.quick else ''}`; each script also runs alone.",
+        f"Regenerate: `{command}`; each script also runs alone.",
         "",
         f"Machine: {common.machine()}.",
     ]

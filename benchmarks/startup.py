@@ -1,12 +1,16 @@
-"""What start-up costs: ``import aistudios_chromakey`` and the CLI's
-``--version`` against ``import requests`` and an empty interpreter.
+"""What start-up costs: ``aistudios-chromakey --version`` against an empty
+interpreter, and ``import aistudios_chromakey`` against ``import requests``.
 
 Each a fresh process from the repository root, the commands interleaved,
 after a warm-up round that fills a bytecode cache kept in a temporary folder
 (PYTHONPYCACHEPREFIX), so no run compiles source. "Process" is start to exit;
 "import alone" is perf_counter() around the import inside the process.
 Median and best of 7 (``--quick``: 5); ratios use the best run (other load
-can only add time). Target: import alone < 2x ``import requests``.
+can only add time). ``--version`` runs the installed console script
+(``aistudios-chromakey`` beside this Python) when there is one, with this
+repository first on PYTHONPATH, else ``python -m aistudios_chromakey``.
+Target: import alone < 2x ``import requests``; ``--version`` is reported
+against ``python -c pass`` (no target set).
 
     python benchmarks/startup.py [--quick]
 """
@@ -30,6 +34,9 @@ COMMANDS = {
     "`import aistudios_chromakey`": ["-c", "import aistudios_chromakey"],
     "`aistudios-chromakey --version`": ["-m", "aistudios_chromakey", "--version"],
 }
+SCRIPT = Path(sys.executable).with_name("aistudios-chromakey")
+if SCRIPT.is_file():
+    COMMANDS["`aistudios-chromakey --version`"] = [str(SCRIPT), "--version"]
 TIMED = "import time; t = time.perf_counter(); import {0}; print(time.perf_counter() - t)"
 IMPORTS = {"`import requests`": "requests", "`import aistudios_chromakey`": "aistudios_chromakey"}
 TARGET = 2.0
@@ -53,22 +60,28 @@ def measure(runs: int) -> Dict[str, List[List[float]]]:
     return results
 
 
-def beyond_requests() -> str:
-    """What ``import aistudios_chromakey`` imports that ``import requests``
-    does not, by each module's own time (``-X importtime``, the best of 3 runs
-    on a warm bytecode cache), largest first."""
-    own: Dict[str, Dict[str, float]] = {"requests": {}, "aistudios_chromakey": {}}
+def own_times(arguments: List[str]) -> Dict[str, float]:
+    """Each module this command imports, by its own time in ms (``-X
+    importtime``, the best of 3 runs after one that fills the bytecode cache)."""
+    own: Dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-pycache-") as cache:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPYCACHEPREFIX"] = cache
-        for module in ["requests", "aistudios_chromakey"] * 4:  # the first round fills the cache
-            command = [sys.executable, "-X", "importtime", "-c", f"import {module}"]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(common.REPO), env.get("PYTHONPATH")]))
+        for _ in range(4):
+            command = [sys.executable, "-X", "importtime", *arguments]
             done = subprocess.run(command, capture_output=True, text=True, cwd=common.REPO, env=env)
             lines = [line.split("|") for line in done.stderr.splitlines() if line.startswith("import time:")]
             for us, _, name in lines[1:]:
                 ms = int(us.split(":")[1]) / 1000
-                own[module][name.strip()] = min(ms, own[module].get(name.strip(), ms))
-    extra = {name: ms for name, ms in own["aistudios_chromakey"].items() if name not in own["requests"]}
+                own[name.strip()] = min(ms, own.get(name.strip(), ms))
+    return own
+
+
+def beyond(arguments: List[str], base: List[str]) -> str:
+    """What one command imports that the other does not, largest first."""
+    seen = own_times(base)
+    extra = {name: ms for name, ms in own_times(arguments).items() if name not in seen}
     top = ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(extra.items(), key=lambda item: -item[1])[:6])
     return f"{len(extra)} modules, {sum(extra.values()):.1f} ms in all ({top} ms)"
 
@@ -99,8 +112,14 @@ def main() -> int:
     ratio = min(results["`import aistudios_chromakey`"][1]) / base_import
     target = f"target < {TARGET:g}x: {common.verdict(ratio < TARGET)}"
     print(f"\nimport aistudios_chromakey / import requests, import alone: **{ratio:.2f}x** ({target}).", end="")
-    print(f" Best and median of {runs}. `--version` printed `{version.strip()}` (run as `python -m`).")
-    print(f"What `import aistudios_chromakey` imports beyond `import requests`: {beyond_requests()}.")
+    cli = min(results["`aistudios-chromakey --version`"][0]) / min(results["`python -c pass`"][0])
+    how = "the console script" if SCRIPT.is_file() else "`python -m`"
+    print(f" `aistudios-chromakey --version` / `python -c pass`, process: **{cli:.2f}x** (best runs).", end="")
+    print(f" Best and median of {runs}. `--version` printed `{version.strip()}` (run as {how}).")
+    library, requests = COMMANDS["`import aistudios_chromakey`"], COMMANDS["`import requests`"]
+    print(f"What `import aistudios_chromakey` imports beyond `import requests`: {beyond(library, requests)}.")
+    cli, empty = COMMANDS["`aistudios-chromakey --version`"], COMMANDS["`python -c pass`"]
+    print(f"What `aistudios-chromakey --version` imports beyond `python -c pass`: {beyond(cli, empty)}.")
     return 0
 
 
