@@ -149,7 +149,8 @@ class Hashes:
         self.md5: Optional[Any] = hashlib.md5() if md5 else None
         # Bounded: a hasher slower than the network holds the reader back
         # rather than piling the video up in memory.
-        self._chunks: queue.Queue[Optional[bytes]] = queue.Queue(maxsize=8)
+        # Two chunks waiting are enough to keep it busy; more only cost memory.
+        self._chunks: queue.Queue[Optional[bytes]] = queue.Queue(maxsize=2)
         self._thread = threading.Thread(target=self._run, name="aistudios-chromakey hash", daemon=True)
         self._thread.start()
 
