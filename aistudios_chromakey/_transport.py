@@ -1,5 +1,5 @@
-"""The HTTP sessions behind a client, the wall-clock bound of every
-request, and where each kind of failure is tried again.
+"""The HTTP sessions behind a client, and where each kind of failure is
+tried again (the wall-clock bound of every request is in deadlines.py).
 
 Every retry of the library is listed here, each kind of failure in one
 place, each with a bound:
@@ -34,23 +34,20 @@ limits; a connection never made is no request), and one video at most
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
-import heapq
 import math
 import random
 import socket
-import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.util.retry import Retry
+
+from .deadlines import GuardedAdapter
 
 #: ``(connect, read)`` seconds for every request unless the caller says otherwise.
 DEFAULT_REQUEST_TIMEOUT: Tuple[float, float] = (10.0, 60.0)
@@ -123,143 +120,6 @@ def _api_retry() -> Retry:
     )
 
 
-# --- a wall-clock bound for every request ------------------------------------
-#
-# requests bounds each read of the socket, not a request: an answer that
-# trickles in a byte a second never times out. A guard gives one request a
-# deadline; the connection a request goes out on registers itself with the
-# guard of its thread, and one watchdog thread shuts that connection's socket
-# down when the deadline passes, which ends any read in progress.
-
-
-class Guard:
-    """The wall-clock deadline of one request (see :func:`guarded`)."""
-
-    def __init__(self, deadline: float):
-        self.deadline = deadline
-        self.connection: Any = None
-        self.fired = False
-        self.done = False
-
-    def extend(self, seconds: float) -> None:
-        """Move the deadline to ``seconds`` from now, if that is later (a download making progress)."""
-        self.deadline = max(self.deadline, time.monotonic() + seconds)
-
-
-class _Watchdog:
-    def __init__(self) -> None:
-        self._wake = threading.Condition()
-        self._guards: List[Tuple[float, int, Guard]] = []
-        self._thread: Optional[threading.Thread] = None
-
-    def watch(self, guard: Guard) -> None:
-        with self._wake:
-            heapq.heappush(self._guards, (guard.deadline, id(guard), guard))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="aistudios-chromakey watchdog", daemon=True)
-                self._thread.start()
-            self._wake.notify()
-
-    def _run(self) -> None:
-        with self._wake:
-            while True:
-                if not self._guards:
-                    self._wake.wait()
-                    continue
-                deadline, key, guard = self._guards[0]
-                now = time.monotonic()
-                if guard.done:
-                    heapq.heappop(self._guards)
-                elif guard.deadline > deadline:  # extended since: look again then
-                    heapq.heapreplace(self._guards, (guard.deadline, key, guard))
-                elif now >= deadline:
-                    heapq.heappop(self._guards)
-                    _cut(guard)
-                else:
-                    self._wake.wait(deadline - now)
-
-
-def _cut(guard: Guard) -> None:
-    sock = getattr(guard.connection, "sock", None)
-    guard.fired = True
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-_watchdog = _Watchdog()
-_current = threading.local()
-_by_thread: Dict[int, Guard] = {}  # each thread's guard, for cut_now()
-
-
-@contextlib.contextmanager
-def guarded(seconds: float) -> Iterator[Guard]:
-    """Bound what happens inside (one request, its answer read) to
-    ``seconds`` of wall-clock time; past it, the connection is cut and the
-    read in progress fails. ``guard.fired`` then tells why."""
-    guard = Guard(time.monotonic() + max(seconds, 0.0))
-    _current.guard = _by_thread[threading.get_ident()] = guard
-    _watchdog.watch(guard)
-    try:
-        yield guard
-    finally:
-        guard.done = True
-        _current.guard = None
-        _by_thread.pop(threading.get_ident(), None)
-
-
-def cut_now(thread: int) -> None:
-    """End at once the guarded request ``thread`` is making, if any (a batch
-    that stops does not wait for its downloads' reads to time out)."""
-    guard = _by_thread.get(thread)
-    if guard is not None and not guard.done:
-        _cut(guard)
-
-
-class _Registers:
-    """A connection that tells its thread's guard it carries the request."""
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:
-        guard = getattr(_current, "guard", None)
-        if guard is not None:
-            if guard.fired:  # a retry after the deadline: no more time for it
-                raise ConnectionAbortedError("the request's time is up")
-            guard.connection = self
-        return super().request(*args, **kwargs)  # type: ignore[misc]
-
-
-class _HTTPConnection(_Registers, HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_Registers, HTTPSConnection):
-    pass
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
-_GUARDED_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
-
-
-class _Adapter(HTTPAdapter):
-    """requests' adapter, with connections a guard can cut."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _GUARDED_POOLS
-
-    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(*args, **kwargs)
-        manager.pool_classes_by_scheme = _GUARDED_POOLS
-        return manager
-
-
 def request_seconds(request_timeout: RequestTimeout) -> float:
     """The wall-clock bound of one API request: the time to connect plus the
     time to wait for the answer."""
@@ -324,13 +184,13 @@ def api_session(settings_from: Optional[requests.Session] = None) -> requests.Se
     ``Authorization`` header (the credential is added to each API request
     alone, so that no other host ever receives it from us).
     """
-    return _session(settings_from, _Adapter(max_retries=_api_retry()))
+    return _session(settings_from, GuardedAdapter(max_retries=_api_retry()))
 
 
 def storage_session(settings_from: Optional[requests.Session] = None) -> requests.Session:
     """A session for the storage host: the caller's settings as above, no
     credential ever, and no retries of its own (the download's loop has them)."""
-    return _session(settings_from, _Adapter(max_retries=0))
+    return _session(settings_from, GuardedAdapter(max_retries=0))
 
 
 def certainly_not_sent(error: requests.RequestException) -> bool:

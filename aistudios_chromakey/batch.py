@@ -48,13 +48,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("aistudios_chromakey")
 
-# A refused download address is asked for again this many times (signed links expire).
-_STALE_ADDRESS = frozenset({403, 404, 410})
-_REFRESHES = 3
-# A job may wait out this many rate-limit pauses.
-_RATE_LIMIT_TRIES = 5
-# Seconds between two "downloading" events of a job.
-_PROGRESS_EVERY = 0.25
+_STALE_ADDRESS = frozenset({403, 404, 410})  # signed links expire: ask for a fresh one...
+_REFRESHES = 3  # ...this many times
+_RATE_LIMIT_TRIES = 5  # rate-limit pauses a job may wait out
+_PROGRESS_EVERY = 0.25  # seconds between two "downloading" events of a job
 
 
 @dataclass

@@ -27,7 +27,6 @@ from ._transport import (
     RequestTimeout,
     api_session,
     check_request_timeout,
-    guarded,
     no_credentials,
     request_seconds,
     storage_session,
@@ -46,6 +45,7 @@ from .answers import (
 from .batch import run_batch
 from .catalogue import Model, parse_catalogue
 from .credentials import Credentials
+from .deadlines import guarded
 from .errors import (
     AuthenticationError,
     ExportRejected,

@@ -25,8 +25,9 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from ._transport import Guard, RequestTimeout, guarded, no_credentials, request_seconds
+from ._transport import RequestTimeout, no_credentials, request_seconds
 from .containers import SNIFF_BYTES, BoxWalk, Expected, Hashes, expected_digest, is_iso_media, looks_like_video
+from .deadlines import Guard, guarded
 from .errors import DownloadError
 from .names import place, truncate_utf8
 

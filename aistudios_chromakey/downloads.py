@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple, Union
 
-from ._transport import cut_now
+from .deadlines import cut_now
 from .download import SavedVideo
 from .errors import AIStudiosError, DownloadError
 
