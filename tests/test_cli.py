@@ -64,6 +64,21 @@ def _run(
     )
 
 
+def _read_terminal(primary: int) -> bytes:
+    """All a child wrote to its pseudo-terminal, until it closed its end."""
+    screen = b""
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # the child closed its end
+            break
+        if not data:
+            break
+        screen += data
+    os.close(primary)
+    return screen
+
+
 def _json_file(tmp_path: Path, jobs: Any, name: str = "jobs.json") -> Path:
     path = tmp_path / name
     path.write_text(json.dumps(jobs, ensure_ascii=False), encoding="utf-8")
@@ -314,16 +329,7 @@ def test_on_a_terminal_each_job_has_a_line_redrawn_in_place(
         cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=secondary,
     )  # fmt: skip
     os.close(secondary)
-    screen = b""
-    while True:
-        try:
-            data = os.read(primary, 65536)
-        except OSError:  # the child closed its end
-            break
-        if not data:
-            break
-        screen += data
-    os.close(primary)
+    screen = _read_terminal(primary)
     assert child.wait(timeout=30) == 0
     assert b"\x1b[4F" in screen and b"\x1b[2K" in screen  # back up three jobs and the total line, redraw
     assert b"rendering" in screen and screen.count(b"done") >= 3
@@ -401,16 +407,7 @@ def test_on_a_small_terminal_the_board_never_outgrows_it(sim: Simulator, tmp_pat
         stderr=secondary, preexec_fn=default_signal_handling,
     )  # fmt: skip
     os.close(secondary)
-    screen = b""
-    while True:
-        try:
-            data = os.read(primary, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        screen += data
-    os.close(primary)
+    screen = _read_terminal(primary)
     assert child.wait(timeout=60) == 0
     assert max(_screen_rows(screen)) <= rows - 1  # the screen never scrolled
     text = screen.decode("utf-8", "replace")
