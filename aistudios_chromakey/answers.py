@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional
 
@@ -25,6 +26,18 @@ from .jobs import is_http_url
 #: An API answer is a few hundred bytes; past this it is refused unread.
 MAX_ANSWER_BYTES = 1024 * 1024
 _SNIPPET = 200
+_SHORT = 8
+
+# How a refused or expired credential is told from any other refusal when it
+# comes as HTTP 200 with success: false (as the docs' samples expect; no page
+# lists the codes): its code is 401 or 403, or its code or message speaks of
+# a credential. A failed render, an unknown project or a bad field says none
+# of these words, and goes on being what it is.
+_CREDENTIAL_WORDS = re.compile(r"token|auth|credential|jwt|app.?id|user.?key|api.?key|forbidden|access.?denied", re.I)
+# A V3 state that says the render failed (none is documented): any case.
+_FAILED_STATE = re.compile(r"fail|error|cancel", re.I)
+#: V3 states the docs name: running, and ready ("exported"; getting-started's "Complete").
+KNOWN_STATES = frozenset({"exporting", "exported", "complete"})
 
 _KEY_FIELDS = ("key", "projectId", "project_id")
 _ADDRESS_FIELDS = ("url", "videoUrl", "downloadUrl", "download_url")
@@ -34,12 +47,21 @@ Redact = Callable[[str], str]
 
 def redactor(secrets: Iterable[str]) -> Redact:
     """A function that blanks every one of ``secrets`` out of a text. It is
-    applied before any text is cut short, so no part of a secret survives."""
+    applied before any text is cut short, so no part of a secret survives.
+
+    A secret shorter than :data:`_SHORT` characters (no issued key is; a
+    typo or a test value may be) is blanked only where it stands alone, not
+    inside a longer run of letters and digits: blanking every ``a`` would
+    shred the service's message and hide nothing."""
     hidden = sorted({s for s in secrets if s}, key=len, reverse=True)
+    short = [re.compile(rf"(?<![0-9A-Za-z]){re.escape(s)}(?![0-9A-Za-z])") for s in hidden if len(s) < _SHORT]
+    long = [s for s in hidden if len(s) >= _SHORT]
 
     def redact(text: str) -> str:
-        for secret in hidden:
+        for secret in long:
             text = text.replace(secret, "<credential>")
+        for pattern in short:
+            text = pattern.sub("<credential>", text)
         return text
 
     return redact
@@ -88,8 +110,10 @@ class Progress:
 
     @property
     def done(self) -> bool:
-        """Progress at 100 *and* an address: the tutorial's test for done."""
-        return self.progress >= 100 and bool(self.address)
+        """Progress at 100 *and* an address: the tutorial's test for done (or
+        V3's state ``exported``, the docs' word for ready, and an address)."""
+        ready = self.progress >= 100 or (self.state or "").lower() == "exported"
+        return ready and bool(self.address)
 
 
 def read_answer(response: requests.Response, redact: Redact, limit: int = MAX_ANSWER_BYTES) -> Answer:
@@ -112,6 +136,21 @@ def read_answer(response: requests.Response, redact: Redact, limit: int = MAX_AN
         body = None
     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
     return Answer(response.status_code, body, _describe(response, raw, body, redact), retry_after)
+
+
+def credential_refused(answer: Answer) -> bool:
+    """Whether the answer refuses the credential: HTTP 401 or 403, or a
+    ``success: false`` whose code or message says so (see ``_CREDENTIAL_WORDS``)."""
+    if answer.status in (401, 403):
+        return True
+    body = answer.body
+    if not isinstance(body, Mapping) or body.get("success") is not False:
+        return False
+    error = body.get("error")
+    parts = error if isinstance(error, Mapping) else body
+    code = _text(parts.get("code"))
+    message = _text(parts.get("msg") or parts.get("message") or (error if not isinstance(error, Mapping) else ""))
+    return code in ("401", "403") or bool(_CREDENTIAL_WORDS.search(f"{code} {message}"))
 
 
 def server_message(body: Any) -> str:
@@ -148,14 +187,15 @@ def _describe(response: requests.Response, raw: bytes, body: Any, redact: Redact
     return redact(f"HTTP {response.status_code}" + (f": {message}" if message else ""))[: _SNIPPET * 2]
 
 
-def refuse_errors(answer: Answer, what: str, credential: str = "credential") -> None:
+def refuse_errors(
+    answer: Answer, what: str, credential: str = "credential", hint: str = "Check it in your AI STUDIOS profile."
+) -> None:
     """Raise for the answers no endpoint can use: a refused ``credential``
-    (its kind, for the message), a rate limit, a server error, or no JSON."""
+    (its kind, for the message; ``hint`` says what to do), a rate limit, a
+    server error, or no JSON."""
     status, detail = answer.status, answer.detail
-    if status in (401, 403):
-        raise AuthenticationError(
-            f"{what}: the service refused the {credential} ({detail}). Check it in your AI STUDIOS profile."
-        )
+    if credential_refused(answer):
+        raise AuthenticationError(f"{what}: the service refused the {credential} ({detail}). {hint}")
     if status == 429:
         raise RateLimited(
             f"{what}: rate limited by the service ({detail}); wait a while and try again",
@@ -216,7 +256,7 @@ def uncertain(what: str, reason: str) -> ExportUncertain:
     )
 
 
-def project_key_of(answer: Answer, what: str, credential: str) -> str:
+def project_key_of(answer: Answer, what: str, credential: str, hint: str = "") -> str:
     """The project key an export's answer carries; or the error it is."""
     status = answer.status
     if 200 <= status < 300 and answer.body is None:
@@ -225,7 +265,7 @@ def project_key_of(answer: Answer, what: str, credential: str) -> str:
         # The service (or a gateway in front of it, which says 503 for an
         # upstream reset) may have taken the job before failing.
         raise uncertain(what, f"the service answered HTTP {status}")
-    refuse_errors(answer, what, credential)
+    refuse_errors(answer, what, credential, *([hint] if hint else []))
     if status >= 400 or not answer.ok:
         raise ExportRejected(f"{what}: the service rejected it ({answer.detail})")
     key = project_key_in(answer.data)
@@ -248,4 +288,7 @@ def progress_of(answer: Answer, what: str, redact: Redact) -> Progress:
         # least of all a "false" written as a string beside an address.
         reason = "the render failed" if body.get("success") is False else "the service did not report success"
         raise RenderFailed(f"{what}: {reason} ({answer.detail})")
-    return Progress(progress_in(data, what, redact), address_in(data, what, redact), state_in(data))
+    state = state_in(data)
+    if state is not None and _FAILED_STATE.search(state):
+        raise RenderFailed(f"{what}: the service says the render is {redact(state)[:_SNIPPET]!r} ({answer.detail})")
+    return Progress(progress_in(data, what, redact), address_in(data, what, redact), state)

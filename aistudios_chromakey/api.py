@@ -41,7 +41,7 @@ def _secret_digest(value: Optional[str]) -> Optional[str]:
 def client_for(
     token: Optional[str] = None,
     *,
-    api: str = "legacy",
+    api: Optional[str] = None,
     base_url: Optional[str] = None,
     app_id: Optional[str] = None,
     user_key: Optional[str] = None,
@@ -88,7 +88,7 @@ def request_export(
     job: Mapping[str, Any],
     token: Optional[str] = None,
     *,
-    api: str = "legacy",
+    api: Optional[str] = None,
     base_url: Optional[str] = None,
     session: Optional[requests.Session] = None,
     request_timeout: RequestTimeout = DEFAULT_REQUEST_TIMEOUT,
@@ -105,9 +105,12 @@ def request_export(
         any optional field the chosen API documents.
     :param token: the legacy API key (or a ready V3 access token); defaults
         to ``$AISTUDIOS_API_KEY``.
-    :param api: ``"legacy"`` (the tutorial's endpoints) or ``"v3"``.
-    :param base_url: ``scheme://host[:port]`` of the service; defaults to
-        ``$AISTUDIOS_BASE_URL``, else the documented host of ``api``.
+    :param api: ``"legacy"`` (the tutorial's endpoints) or ``"v3"``; by
+        default the one the credentials belong to (an AppId and a UserKey:
+        V3; an API key: legacy).
+    :param base_url: ``scheme://host[:port]`` of the service, or ``"cn"``
+        (V3's China service); defaults to ``$AISTUDIOS_BASE_URL``, else the
+        documented host of ``api``.
     :param session: a ``requests.Session`` whose settings to use.
     :param request_timeout: seconds to connect and to wait for an answer,
         one number or a ``(connect, read)`` pair.
@@ -140,7 +143,7 @@ def wait_for_video(
     project_key: str,
     token: Optional[str] = None,
     *,
-    api: str = "legacy",
+    api: Optional[str] = None,
     base_url: Optional[str] = None,
     session: Optional[requests.Session] = None,
     poll_interval: Optional[float] = DEFAULT_POLL_INTERVAL,
@@ -160,7 +163,8 @@ def wait_for_video(
 
     :param project_key: what :func:`request_export` returned.
     :param token: the API key (or V3 access token); defaults to ``$AISTUDIOS_API_KEY``.
-    :param api: ``"legacy"`` or ``"v3"``, as for the export.
+    :param api: ``"legacy"`` or ``"v3"``, as for the export (by default
+        the credentials' own).
     :param base_url: the service's ``scheme://host[:port]``.
     :param session: a ``requests.Session`` whose settings to use.
     :param poll_interval: seconds between polls; ``None`` (the default) for
@@ -223,7 +227,7 @@ def download_video(
     """
     # A download needs no credential and no API address: the documented one
     # stands in, so that nothing in the environment can make this call fail.
-    client = client_for(base_url=LEGACY.host, session=session, request_timeout=request_timeout)
+    client = client_for(api="legacy", base_url=LEGACY.host, session=session, request_timeout=request_timeout)
     return client.download_video(url, out_dir, filename=filename, project_key=project_key)
 
 
@@ -264,7 +268,7 @@ def export_chromakeys(
     token: Optional[str] = None,
     *,
     out_dir: Union[str, os.PathLike[str]] = "videos",
-    api: str = "legacy",
+    api: Optional[str] = None,
     base_url: Optional[str] = None,
     session: Optional[requests.Session] = None,
     poll_interval: Optional[float] = DEFAULT_POLL_INTERVAL,
@@ -277,6 +281,7 @@ def export_chromakeys(
     user_key: Optional[str] = None,
     filename_template: Optional[str] = None,
     adopt: Optional[Mapping[int, str]] = None,
+    check_catalogue: bool = True,
 ) -> List[Path]:
     """Export every job and download its video into ``out_dir`` (the
     tutorial's whole loop).
@@ -292,8 +297,10 @@ def export_chromakeys(
         name the job's file, never sent).
     :param token: the API key (or V3 access token); defaults to ``$AISTUDIOS_API_KEY``.
     :param out_dir: the output folder; created if missing.
-    :param api: ``"legacy"`` (the tutorial's endpoints) or ``"v3"``.
-    :param base_url: the service's ``scheme://host[:port]``.
+    :param api: ``"legacy"`` (the tutorial's endpoints) or ``"v3"``; by
+        default the credentials' own: an AppId and a UserKey mean V3, an API
+        key the legacy flow.
+    :param base_url: the service's ``scheme://host[:port]``, or ``"cn"``.
     :param session: a ``requests.Session`` whose settings to use.
     :param poll_interval: seconds between two polls of the same render;
         ``None`` (the default) times each poll from the render's progress.
@@ -314,6 +321,10 @@ def export_chromakeys(
     :param adopt: project keys you know for some jobs, by position (1-based),
         such as a key printed when the journal could not be written: they are
         recorded, then polled and downloaded, never exported again.
+    :param check_catalogue: V3: check each job's model (and clothes, where
+        listed) against the service's model list before anything is paid
+        for; a list that cannot be read only earns a warning. ``False``
+        skips the check.
     :return: the downloaded files, in the order of the jobs.
     :rtype: list[pathlib.Path]
     :raises InvalidJob: a job is malformed (nothing was sent).
@@ -333,4 +344,5 @@ def export_chromakeys(
     return client.export_chromakeys(
         jobs, out_dir=out_dir, poll_interval=poll_interval, timeout=timeout, on_progress=on_progress,
         concurrency=concurrency, resume=resume, filename_template=filename_template, adopt=adopt,
+        check_catalogue=check_catalogue,
     )  # fmt: skip

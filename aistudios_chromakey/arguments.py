@@ -8,15 +8,18 @@ from typing import Any, Optional, Tuple
 
 from ._version import VERSION
 from .credentials import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV
-from .flows import LEGACY, service_address
+from .flows import LEGACY, named_hosts, service_address
 from .polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
 
 
 def _service_address(text: str) -> str:
+    if text.strip().lower() in named_hosts():
+        return text.strip().lower()  # resolved once the API is known
     try:
         return service_address(LEGACY, text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must look like https://host[:port], not {text!r}") from None
+        names = ", ".join(named_hosts())
+        raise argparse.ArgumentTypeError(f"must look like https://host[:port] (or be {names}), not {text!r}") from None
 
 
 def _render_limit(text: str) -> Optional[float]:
@@ -77,13 +80,23 @@ def _batch_options(parser: argparse.ArgumentParser, out: str) -> None:
 def _service_options(parser: argparse.ArgumentParser) -> None:
     """Which service, and who we are to it."""
     add = parser.add_argument
-    add("--api", choices=("legacy", "v3"), default=parser.get_default("api") or "legacy",
-        help="legacy: the tutorial's endpoints; v3: the V3 endpoints (default: %(default)s)")  # fmt: skip
+    add("--api", choices=("legacy", "v3"), default=parser.get_default("api"),
+        help="legacy: the tutorial's endpoints; v3: the V3 endpoints "
+        f"(default: {parser.get_default('api') or 'the credentials decide, see below'})")  # fmt: skip
     add("--base-url", type=_service_address, metavar="URL",
-        help="the service's scheme://host[:port] (default: $AISTUDIOS_BASE_URL, else the documented host)")  # fmt: skip
+        help="the service's scheme://host[:port], or cn for V3's China service "
+        "(default: $AISTUDIOS_BASE_URL, else the documented host)")  # fmt: skip
     add("--api-key-file", metavar="PATH", help=f"read the API key from this file, not ${API_KEY_ENV}")
     add("--app-id-file", metavar="PATH", help=f"V3: read the AppId from this file, not ${APP_ID_ENV}")
     add("--user-key-file", metavar="PATH", help=f"V3: read the UserKey from this file, not ${USER_KEY_ENV}")
+
+
+_CREDENTIALS_HELP = (
+    f"Credentials: ${APP_ID_ENV} and ${USER_KEY_ENV}, or --app-id-file and --user-key-file (V3: what today's "
+    f"AI STUDIOS profile shows); ${API_KEY_ENV} or --api-key-file (the tutorial's legacy API key). Without "
+    "--api, the credentials choose the API: an AppId and a UserKey mean v3, an API key legacy (a V3 access "
+    "token in the API key's place needs --api v3; both kinds set at once need --api)."
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -91,15 +104,15 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aistudios-chromakey",
         description="Chroma-key (green-screen) avatar videos from the AI STUDIOS API.",
-        epilog=f"Credentials: ${API_KEY_ENV} or --api-key-file (legacy); ${APP_ID_ENV} and ${USER_KEY_ENV}, or "
-        "--app-id-file and --user-key-file (--api v3). Exit status: 0 all done; 1 some jobs failed, or the "
+        epilog=_CREDENTIALS_HELP + " Exit status: 0 all done; 1 some jobs failed, or the "
         "service refused us; 2 bad usage or input, nothing sent; 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"aistudios-chromakey {VERSION}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="export the jobs of a JSON, CSV or Excel file",
-                              description="Export every job of JOBS_FILE and download the videos.")  # fmt: skip
+                              description="Export every job of JOBS_FILE and download the videos.",
+                              epilog=_CREDENTIALS_HELP)  # fmt: skip
     run.add_argument("jobs_file", metavar="JOBS_FILE",
                      help="a JSON array of jobs, or a CSV or .xlsx table with a header row "
                      "language,text,model,clothes[,...]")  # fmt: skip
@@ -109,6 +122,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--adopt", action="append", type=_adopted, default=[], metavar="POSITION=KEY",
                      help="a project key you know for job POSITION (one printed when the journal could not be "
                      "written): it is recorded, polled and downloaded, never exported again")  # fmt: skip
+    run.add_argument("--no-catalogue-check", action="store_true",
+                     help="V3: do not check the jobs' models against the service's model list first")  # fmt: skip
     run.add_argument("--dry-run", action="store_true",
                      help="check the jobs file and the credentials, show what would be sent; no export")  # fmt: skip
 

@@ -41,7 +41,8 @@ from .jobs import Job, check_jobs
 from .journal import Entry, JobState, Journal, open_journal, sync_folder
 from .names import check_template, video_name
 from .polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT, Watch, check_timing
-from .preflight import check_adopted, check_catalogue, check_concurrency, check_folder, fingerprints
+from .preflight import check_adopted, check_concurrency, check_folder, fingerprints
+from .preflight import check_catalogue as check_models
 
 if TYPE_CHECKING:
     from .client import Client
@@ -98,6 +99,7 @@ def run_batch(
     resume: bool = True,
     filename_template: Optional[str] = None,
     adopt: Optional[Mapping[int, str]] = None,
+    check_catalogue: bool = True,
 ) -> List[Path]:
     """:func:`aistudios_chromakey.export_chromakeys` on ``client``."""
     checked = check_jobs(jobs, client.flow)
@@ -108,8 +110,8 @@ def run_batch(
         check_template(filename_template)
     folder = Path(out_dir)
     check_folder(folder)
-    if client.flow.mints_tokens:
-        check_catalogue(client, checked)
+    if client.flow.mints_tokens and check_catalogue:
+        check_models(client, checked)
     adopted = check_adopted(adopt, len(checked), resume)
     tasks = [_Task(job, f) for job, f in zip(checked, fingerprints(checked, client.flow.name, client.base_url))]
     settings = _Settings(folder, poll_interval, timeout, on_progress, filename_template)

@@ -145,6 +145,22 @@ class Board:
             view.speed = (event.received - view.sample[1]) / (now - view.sample[0])
             view.sample = (now, event.received)
 
+    def note(self, text: str) -> None:
+        """A line of news above the board (a warning), kept on the screen."""
+        if self.quiet:
+            return
+        text = "".join(
+            c if c.isprintable() else "\ufffd" for c in text
+        )  # no escape of the service's reaches the terminal
+        with self.lock:
+            if self.live and self.drawn:
+                self.stream.write(f"\x1b[{self.drawn}F\x1b[J")  # the board goes, the note takes its place
+                self.drawn = 0
+            self.stream.write(text + "\n")
+            self.stream.flush()
+            if self.live:
+                self.redraw()
+
     def record_failures(self, failures: Dict[int, BaseException]) -> None:
         """Failures the batch reported, in case an event did not say it."""
         for position, error in failures.items():

@@ -1,11 +1,17 @@
 """The V3 model catalogue: where the ``model`` and ``clothes`` IDs a job
 needs come from, and the check of a batch against it before anything is
-paid for. (The legacy API documents no catalogue.)"""
+paid for. (The legacy API documents no catalogue.)
+
+Two pages list models: ``/api/odin/v3/model`` (models with their clothes,
+documented up to 1.4.x) and ``/api/odin/v3/dropdown/models`` (today's:
+``{id, label, avatarType}``, no clothes). Either may be missing or change
+shape; the check exists to catch typos, so it never stops a valid batch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import InvalidJob, ServiceError
 from .jobs import Job
@@ -22,18 +28,19 @@ class Clothes:
 
 @dataclass(frozen=True)
 class Model:
-    """An AI model: its ID for a job's ``model``, its names by language,
-    and the clothes it can wear."""
+    """An AI model: its ID for a job's ``model``, its names by language
+    (``"ko"``, ``"en"``; a page that gives one plain label: ``"label"``),
+    and the clothes it can wear (``None`` when the page does not say)."""
 
     id: str
     names: Dict[str, str]
-    clothes: Tuple[Clothes, ...]
+    clothes: Optional[Tuple[Clothes, ...]]
 
 
 def parse_catalogue(body: Any) -> List[Model]:
-    """The models of a catalogue answer: ``{"models": [...]}``, bare or in
-    the usual ``{"success": true, "data": {...}}`` envelope."""
-    data = body.get("data", body) if isinstance(body, Mapping) else None
+    """The models of a catalogue answer: a list of models, bare, under
+    ``models``, or in the usual ``{"success": true, "data": ...}`` envelope."""
+    data = body.get("data", body) if isinstance(body, Mapping) else body
     models = data.get("models") if isinstance(data, Mapping) else data
     if not isinstance(models, list):
         raise ServiceError("the model catalogue's answer holds no list of models")
@@ -41,30 +48,38 @@ def parse_catalogue(body: Any) -> List[Model]:
     for model in models:
         if not isinstance(model, Mapping) or not isinstance(model.get("id"), str):
             continue  # one odd entry does not hide the others
-        clothes = tuple(
-            Clothes(item["id"], _names(item))
-            for item in model.get("clothes") or []
-            if isinstance(item, Mapping) and isinstance(item.get("id"), str)
-        )
+        listed = model.get("clothes")
+        clothes = None
+        if isinstance(listed, list):
+            clothes = tuple(
+                Clothes(item["id"], _names(item))
+                for item in listed
+                if isinstance(item, Mapping) and isinstance(item.get("id"), str)
+            )
         result.append(Model(model["id"], _names(model), clothes))
     return result
 
 
 def _names(entry: Mapping[str, Any]) -> Dict[str, str]:
     label = entry.get("label")
+    if isinstance(label, str) and label.strip():
+        return {"label": label.strip()}
     if not isinstance(label, Mapping):
         return {}
     return {str(language): str(name) for language, name in label.items() if isinstance(name, (str, int, float))}
 
 
 def check_jobs_against(jobs: Sequence[Job], models: Sequence[Model]) -> None:
-    """Every job's ``model`` and ``clothes`` must be in the catalogue (the
-    clothes among that model's); :class:`InvalidJob` suggests the nearest ID."""
+    """Every job's ``model`` must be in the catalogue, and its ``clothes``
+    among that model's where the catalogue lists them; :class:`InvalidJob`
+    suggests the nearest ID."""
     by_id = {model.id: model for model in models}
     for job in jobs:
         model = by_id.get(job.body["model"].strip())
         if model is None:
             raise InvalidJob(_unknown(job.body["model"], list(by_id), "model"), position=job.position, field="model")
+        if model.clothes is None:
+            continue
         clothes = [item.id for item in model.clothes]
         if job.body["clothes"].strip() not in clothes:
             raise InvalidJob(

@@ -56,7 +56,8 @@ TUTORIAL_JOBS: List[Dict[str, Any]] = [
 
 
 def _credentials(options: argparse.Namespace) -> Given:
-    """The credentials for ``--api``: from the files given, else the environment."""
+    """The credentials, from the files given, else the environment, and the
+    API they are for (``--api``, else the one they belong to)."""
     try:
         return credentials_from(options.api, key_file=options.api_key_file, app_id_file=options.app_id_file,
                                 user_key_file=options.user_key_file)  # fmt: skip
@@ -76,12 +77,14 @@ def _run_batch(jobs: List[Dict[str, Any]], origins: List[str], credentials: Give
     extra: Dict[str, Any] = {} if options.name is None else {"filename_template": options.name}
     if getattr(options, "adopt", None):
         extra["adopt"] = dict(options.adopt)
+    if getattr(options, "no_catalogue_check", False):
+        extra["check_catalogue"] = False
     errors: Dict[int, BaseException] = {}
     try:
-        with board:
+        with board, _notices(board, options.verbose):
             export_chromakeys(
                 jobs, credentials.token, app_id=credentials.app_id, user_key=credentials.user_key,
-                out_dir=options.out, api=options.api, base_url=base_url, poll_interval=options.poll_interval,
+                out_dir=options.out, api=credentials.api, base_url=base_url, poll_interval=options.poll_interval,
                 timeout=options.timeout, concurrency=options.concurrency, resume=resume, on_progress=board, **extra,
             )  # fmt: skip
     except InvalidJob as error:
@@ -107,6 +110,35 @@ def _run_batch(jobs: List[Dict[str, Any]], origins: List[str], credentials: Give
     status = ExitStatus.FAILED if errors else ExitStatus.OK
     _report(board, options, status)
     return status
+
+
+class _NoticeHandler(logging.Handler):
+    """The library's warnings meant for the user (``extra={"notice": True}``),
+    shown on the board, which the other log lines would only disturb."""
+
+    def __init__(self, board: Board):
+        super().__init__(logging.WARNING)
+        self.board = board
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "notice", False):
+            self.board.note(f"warning: {record.getMessage()}")
+
+
+@contextlib.contextmanager
+def _notices(board: Board, verbose: bool) -> Iterator[None]:
+    if verbose:  # every log line is printed already
+        yield
+        return
+    library = logging.getLogger("aistudios_chromakey")
+    handler, level = _NoticeHandler(board), library.level
+    library.addHandler(handler)
+    library.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        library.removeHandler(handler)
+        library.setLevel(level)
 
 
 def _sent(board: Board) -> bool:
@@ -139,23 +171,24 @@ def _cmd_run(options: argparse.Namespace) -> int:
         jobs_file = read_jobs_file(options.jobs_file)
     except JobsFileError as error:
         problems.append(str(error))
+    credentials = None
+    try:
+        credentials = _credentials(options)
+    except UsageError as error:
+        problems.append(str(error))
     if jobs_file is not None:
         if jobs_file.encoding not in (None, "UTF-8", "UTF-8 with BOM") and not options.quiet:
             print(f"reading {options.jobs_file} as {jobs_file.encoding}", file=sys.stderr)
         try:
-            check_jobs(jobs_file.jobs, flow_named(options.api))
+            check_jobs(jobs_file.jobs, flow_named(credentials.api if credentials else options.api or "legacy"))
         except InvalidJob as error:
-            problems.append(_where(error, jobs_file.origins))
+            problems.insert(0, _where(error, jobs_file.origins))
     if options.name is not None:
         try:
             check_template(options.name)
         except ValueError as error:
             problems.append(f"--name: {error}")
-    try:
-        credentials = _credentials(options)
-    except UsageError as error:
-        problems.append(str(error))
-    if problems or jobs_file is None:
+    if problems or jobs_file is None or credentials is None:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         print("nothing was sent.", file=sys.stderr)
@@ -172,11 +205,11 @@ def _dry_run(jobs: List[Dict[str, Any]], origins: List[str], credentials: Given,
     """What a run would send, and whether the credentials are accepted; no export."""
     from .client import Client
 
-    with Client(credentials.token, api=options.api, base_url=options.base_url,
+    with Client(credentials.token, api=credentials.api, base_url=options.base_url,
                 app_id=credentials.app_id, user_key=credentials.user_key) as client:  # fmt: skip
-        flow = "the tutorial's endpoints" if options.api == "legacy" else "the V3 endpoints"
+        flow = "the tutorial's endpoints" if credentials.api == "legacy" else "the V3 endpoints"
         print(f"dry run: nothing is exported. {len(jobs)} job(s) from {options.jobs_file}")
-        print(f"flow: {options.api} ({flow}) at {client.base_url}")
+        print(f"flow: {credentials.api} ({flow}) at {client.base_url}")
         print(f"output folder: {Path(options.out).resolve()}")
         for position, (job, origin) in enumerate(zip(jobs, origins), start=1):
             text = " ".join(str(job.get("text", "")).split())
@@ -242,13 +275,25 @@ def _cmd_models(options: argparse.Namespace) -> int:
     )
     if options.json:
         entries = [
-            {"id": m.id, "names": m.names, "clothes": [{"id": c.id, "names": c.names} for c in m.clothes]}
+            {
+                "id": m.id,
+                "names": m.names,
+                "clothes": None if m.clothes is None else [{"id": c.id, "names": c.names} for c in m.clothes],
+            }
             for m in models
         ]
         print(json.dumps(entries, indent=2))
         return ExitStatus.OK
     rows = [("model", "Korean name", "English name", "clothes")]
-    rows += [(m.id, m.names.get("ko", "-"), m.names.get("en", "-"), ", ".join(c.id for c in m.clothes)) for m in models]
+    rows += [
+        (
+            m.id,
+            m.names.get("ko", "-"),
+            m.names.get("en", m.names.get("label", "-")),
+            "(not listed)" if m.clothes is None else ", ".join(c.id for c in m.clothes),
+        )
+        for m in models
+    ]
     widths = [max(width(row[column]) for row in rows) for column in range(3)]
     for row in rows:
         print("  ".join(cell + " " * (size - width(cell)) for cell, size in zip(row, widths)) + "  " + row[3])

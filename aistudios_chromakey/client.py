@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, List, Mapping, Optional, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 from urllib.parse import quote
 
 import requests
@@ -33,8 +33,10 @@ from ._transport import (
 )
 from ._version import VERSION
 from .answers import (
+    KNOWN_STATES,
     Answer,
     Progress,
+    credential_refused,
     progress_of,
     project_key_of,
     read_answer,
@@ -44,7 +46,7 @@ from .answers import (
 )
 from .batch import run_batch
 from .catalogue import Model, parse_catalogue
-from .credentials import Credentials
+from .credentials import Credentials, choose_api
 from .deadlines import guarded
 from .errors import (
     AuthenticationError,
@@ -54,7 +56,7 @@ from .errors import (
     ServiceError,
 )
 from .events import ProgressCallback
-from .flows import AUTH_PATH, MODEL_PATH, TOKEN_PATH, flow_named, service_address
+from .flows import AUTH_PATH, DROPDOWN_PATH, MODEL_PATH, TOKEN_PATH, flow_named, service_address
 from .jobs import Job, check_job
 from .names import check_filename, safe_filename
 from .polling import (
@@ -77,9 +79,12 @@ class Client:
 
     :param token: the legacy API key, or a ready V3 access token; defaults to
         ``$AISTUDIOS_API_KEY``.
-    :param api: ``"legacy"`` (the tutorial's endpoints) or ``"v3"``.
-    :param base_url: ``scheme://host[:port]`` of the service; defaults to
-        ``$AISTUDIOS_BASE_URL``, else the documented host of ``api``.
+    :param api: ``"legacy"`` (the tutorial's endpoints) or ``"v3"``; by
+        default the credentials' own: an AppId and a UserKey mean V3, an API
+        key the legacy flow (a V3 access token as ``token`` needs ``"v3"``).
+    :param base_url: ``scheme://host[:port]`` of the service, or ``"cn"``
+        (V3's China service); defaults to ``$AISTUDIOS_BASE_URL``, else the
+        documented host of ``api``.
     :param app_id: V3: the AppId from your profile (with ``user_key``; or
         ``$AISTUDIOS_APP_ID``); access tokens are then minted and renewed.
     :param user_key: V3: the UserKey from your profile (or
@@ -103,7 +108,7 @@ class Client:
         self,
         token: Optional[str] = None,
         *,
-        api: str = "legacy",
+        api: Optional[str] = None,
         base_url: Optional[str] = None,
         app_id: Optional[str] = None,
         user_key: Optional[str] = None,
@@ -111,7 +116,7 @@ class Client:
         request_timeout: RequestTimeout = DEFAULT_REQUEST_TIMEOUT,
         max_polls_per_second: Optional[float] = DEFAULT_POLLS_PER_SECOND,
     ):
-        self.flow = flow_named(api)
+        self.flow = flow_named(choose_api(api, token, app_id, user_key))
         self.base_url = service_address(self.flow, base_url)
         self.request_timeout = check_request_timeout(request_timeout)
         self.credentials = Credentials(self.flow, token, app_id, user_key)
@@ -119,6 +124,7 @@ class Client:
         self.pause = RatePause()
         self._poll_gate = PollGate(max_polls_per_second)
         self._models: Optional[List[Model]] = None
+        self._states_told: Dict[str, set[str]] = {}  # unknown V3 states logged, per project
         self._api = api_session(session)
         self._settings_from = session
         self._local = threading.local()
@@ -149,14 +155,15 @@ class Client:
         self, method: str, path: str, what: str, body: Optional[Mapping[str, Any]] = None, limit: float = math.inf
     ) -> Answer:
         """One exchange with the API host, each request bound in wall-clock
-        time (at most ``limit`` seconds from now): a refused minted token is
-        minted again once, a short rate limit waited out twice at most. The
+        time (at most ``limit`` seconds from now): a refused minted token (a
+        401, or a 200 whose error names the credential) is minted again once,
+        a short rate limit waited out twice at most. The
         network's exceptions come through: only the caller knows whether a
         lost answer may hide a paid render."""
         reminted = waits = 0
         while True:
             answer = self._request(method, path, what, body, limit)
-            if answer.status == 401 and not reminted and path != TOKEN_PATH and self.credentials.forget_token():
+            if credential_refused(answer) and not reminted and path != TOKEN_PATH and self.credentials.forget_token():
                 logger.info("%s: the access token was refused; minting a new one", what)
                 reminted += 1
                 continue
@@ -219,13 +226,15 @@ class Client:
         try:
             answer = self._exchange("POST", TOKEN_PATH, what, self.credentials.minting_body())
         except NetworkProblem as problem:
-            raise ServiceError(f"{what}: the service could not be reached ({problem})") from None
+            raise ServiceError(
+                f"{what}: the service could not be reached ({problem})", unreachable=problem.not_sent
+            ) from None
         if answer.status in (400, 401, 403, 404) or (answer.body is not None and not answer.ok):
             raise AuthenticationError(
                 f"{what}: the service refused the AppId and UserKey ({answer.detail}). Copy both again from "
                 "your AI STUDIOS profile."
             )
-        refuse_errors(answer, what, self.credentials.kind)
+        refuse_errors(answer, what, self.credentials.kind, self.credentials.refusal_hint())
         token = answer.data.get("token")
         if not isinstance(token, str) or not token.strip():
             raise ServiceError(f"{what}: the answer carries no token ({answer.detail})", status=answer.status)
@@ -241,14 +250,18 @@ class Client:
         checked = job if isinstance(job, Job) else check_job(job, self.flow, position)
         who = f"job {checked.position}" if checked.position is not None else "the job"
         what = f"export request for {who}"
-        key = project_key_of(self._export_once(checked, what), what, self.credentials.kind)
+        answer = self._export_once(checked, what)
+        key = project_key_of(answer, what, self.credentials.kind, self.credentials.refusal_hint())
         logger.info("%s accepted: project key %s", what, key)
         return key
 
     def _export_once(self, job: Job, what: str) -> Answer:
         logger.debug("POST %s%s (%s)", self.base_url, self.flow.export_path, what)
+        if self.flow.mints_tokens and job.body.get("isExport") is False:
+            logger.warning("%s: isExport is false: the service may keep it as a draft that never renders", what)
+        body = {**self.flow.defaults, **job.body}  # isExport: true on V3, unless the job says otherwise
         try:
-            return self._exchange("POST", self.flow.export_path, what, job.body)
+            return self._exchange("POST", self.flow.export_path, what, body)
         except ServiceError as error:
             if error.status is not None and 300 <= error.status < 400:
                 raise ExportRejected(f"{error} (nothing was exported)", moved=True) from None
@@ -268,6 +281,7 @@ class Client:
         self._poll_gate.wait()
         answer = self._get(self.flow.progress_path + quote(project_key, safe=""), what, limit)
         progress = progress_of(answer, what, self.redact)
+        self._tell_state(project_key, progress.state)
         logger.debug(
             "project %s: progress %s%s, address %s",
             project_key,
@@ -276,6 +290,15 @@ class Client:
             "present" if progress.address else "not yet",
         )
         return progress
+
+    def _tell_state(self, project_key: str, state: Optional[str]) -> None:
+        """Log a state the docs do not name, once per render."""
+        if state is None or state.lower() in KNOWN_STATES:
+            return
+        told = self._states_told.setdefault(project_key, set())
+        if state not in told:
+            told.add(state)
+            logger.info("project %s: the service says its state is %r", project_key, self.redact(state))
 
     def wait_for_video(
         self,
@@ -355,17 +378,33 @@ class Client:
 
     def models(self) -> List[Model]:
         """The V3 model catalogue: each model's ID, names and clothes (the IDs
-        a job's ``model`` and ``clothes`` take). Asked once per client."""
+        a job's ``model`` and ``clothes`` take). Asked once per client: the
+        page with clothes first, then today's model list (no clothes);
+        :class:`ServiceError` when neither gives a list of models."""
         if not self.flow.mints_tokens:
             raise ValueError(
                 "the legacy API documents no model catalogue: use the model and clothes IDs of your "
                 "AI STUDIOS account, or api='v3'"
             )
         if self._models is None:
-            answer = self._get(MODEL_PATH, "the model catalogue")
-            if answer.status == 404 or (isinstance(answer.body, Mapping) and answer.body.get("success") is False):
-                raise ServiceError(f"the model catalogue: not available ({answer.detail})", status=answer.status)
-            self._models = parse_catalogue(answer.body)
+            self._authorization()  # credentials that cannot mint a token stop here, whatever the pages say
+            problems = []
+            for path in (MODEL_PATH, DROPDOWN_PATH):
+                what = f"the model list at {path}"
+                try:
+                    answer = self._get(path, what)
+                    if answer.status >= 400 or not (answer.ok or "success" not in answer.body):
+                        raise ServiceError(f"{what}: not available ({answer.detail})", status=answer.status)
+                    models = parse_catalogue(answer.body)
+                except (ServiceError, AuthenticationError) as error:
+                    problems.append(str(error))
+                    continue
+                if models:
+                    self._models = models
+                    break
+                problems.append(f"{what}: empty")
+            else:
+                raise ServiceError("the model catalogue: " + "; ".join(problems))
         return list(self._models)
 
     def verify_credentials(self) -> Optional[bool]:
@@ -391,7 +430,7 @@ class Client:
             answer = self._exchange("GET", path, what, limit=limit)
         except NetworkProblem as problem:
             raise ServiceError(f"{what}: the service could not be reached ({problem}); try again later") from None
-        refuse_errors(answer, what, self.credentials.kind)
+        refuse_errors(answer, what, self.credentials.kind, self.credentials.refusal_hint())
         return answer
 
     def export_chromakeys(self, jobs: Iterable[Mapping[str, Any]], **options: Any) -> List[Path]:

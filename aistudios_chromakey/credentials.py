@@ -2,10 +2,17 @@
 UserKey from which access tokens are minted, or a ready access token.
 
 Where each comes from (the AI STUDIOS profile page): the legacy flow's
-"API key"; V3's "AppId" and "UserKey". A V3 access token is a JWT valid
-for a day; from an AppId and a UserKey the client mints one, keeps it in
-memory, and mints it again when it expires. Nothing here is ever logged,
-written to disk, or put in a message.
+"API key"; V3's "AppId" and "UserKey". A V3 access token is valid for a
+day from its issue; from an AppId and a UserKey the client mints one, keeps
+it in memory, and mints it again before that day ends (by the token's own
+``exp`` when it is a JWT that has one, else by its age) or when the service
+refuses it. Nothing here is ever logged, written to disk, or put in a
+message.
+
+Which API, when none is named: the credentials say. An AppId and a UserKey
+are V3's (all that today's docs list); an API key is the legacy flow's (the
+tutorial's). Arguments come before the environment; a V3 access token
+given as ``token`` needs ``api="v3"``.
 """
 
 from __future__ import annotations
@@ -27,6 +34,31 @@ USER_KEY_ENV = "AISTUDIOS_USER_KEY"
 
 # A token is minted anew this long before its own "exp" says it ends.
 _EXPIRY_MARGIN = 60.0
+#: The docs: a token is valid "1 day (24 hours from the time of issuance)".
+TOKEN_LIFETIME = 86400.0
+# A token without a readable "exp" is minted anew this long before its day ends.
+_AGE_MARGIN = 3600.0
+
+
+def choose_api(api: Optional[str], token: Optional[str], app_id: Optional[str], user_key: Optional[str]) -> str:
+    """The API to speak: ``api`` when given, else the one the credentials
+    belong to (arguments first, then the environment): an AppId or a UserKey
+    mean ``"v3"``, an API key ``"legacy"``. Both kinds in the environment and
+    no ``api``: :class:`AuthenticationError`, as guessing could export the
+    same jobs again on the other API."""
+    if api is not None:
+        return api
+    if app_id is not None or user_key is not None:
+        return "v3"
+    if token is not None:
+        return "legacy"
+    v3 = bool(os.environ.get(APP_ID_ENV, "").strip() or os.environ.get(USER_KEY_ENV, "").strip())
+    if v3 and os.environ.get(API_KEY_ENV, "").strip():
+        raise AuthenticationError(
+            f"both V3 credentials (${APP_ID_ENV}, ${USER_KEY_ENV}) and a legacy API key (${API_KEY_ENV}) are set: "
+            "say which API to use with api='v3' or api='legacy' (--api v3 or --api legacy)"
+        )
+    return "v3" if v3 else "legacy"
 
 
 class Credentials:
@@ -91,6 +123,18 @@ class Credentials:
     def _token_name(self) -> str:
         return "access token (or AppId and UserKey)" if self.flow.mints_tokens else "API key"
 
+    def refusal_hint(self) -> str:
+        """What to do when the service refuses this credential."""
+        token = self._token or ""
+        if not self.flow.mints_tokens and token.count(".") == 2:
+            return "It looks like a V3 access token: pass api='v3' (or --api v3)."
+        if self.flow.mints_tokens and not self.mints and token.count(".") != 2:
+            return (
+                "V3 takes an access token, or better the AppId and UserKey of your profile (app_id=, user_key=); "
+                "a legacy API key needs api='legacy' (or --api legacy)."
+            )
+        return "Check it in your AI STUDIOS profile."
+
     @property
     def token(self) -> Optional[str]:
         """The value of the ``Authorization`` header, if there is one yet
@@ -108,10 +152,18 @@ class Credentials:
     def minted(self, token: str) -> None:
         """Keep a freshly minted token."""
         self._token = _checked(token, "minted access token", None, None)
-        self.expires = token_expiry(token)
-        lifetime = (self.expires - time.time()) if self.expires is not None else 0.0
+        now = time.time()
+        expires = token_expiry(token)
+        if expires is None or expires <= now:
+            # No "exp" to read (the docs never promise a JWT), or one already
+            # past by our clock (a clock that disagrees with the service's):
+            # renew by age, an hour before the documented day ends.
+            self.expires = now + TOKEN_LIFETIME
+            self._margin = min(_AGE_MARGIN, TOKEN_LIFETIME / 10)
+            return
+        self.expires = expires
         # Renew a little before the end, never so early that a short-lived token is renewed at every call.
-        self._margin = min(_EXPIRY_MARGIN, max(lifetime, 0.0) / 10)
+        self._margin = min(_EXPIRY_MARGIN, (expires - now) / 10)
 
     def forget_token(self) -> bool:
         """The service refused the token: drop it if it can be minted again."""
@@ -133,12 +185,21 @@ def _checked(value: Any, what: str, env: Optional[str], argument: Optional[str])
     text: str = (value or "").strip()
     if not text:
         where = f"pass {argument}=... or set the {env} environment variable" if env else "the service sent none"
-        raise AuthenticationError(f"no {what}: {where} (they are shown in your AI STUDIOS account profile)")
+        raise AuthenticationError(
+            f"no {what}: {where} (they are shown in your AI STUDIOS account profile)"
+            + (_NEW_CUSTOMER if env == API_KEY_ENV else "")
+        )
     if not (text.isascii() and text.isprintable()):
         raise AuthenticationError(
             f"the {what} contains a line break or a character that cannot be sent in a header; copy it again"
         )
     return text
+
+
+_NEW_CUSTOMER = (
+    f". A profile that shows an AppId and a UserKey (V3, what today's docs describe): pass app_id= and user_key=, "
+    f"or set {APP_ID_ENV} and {USER_KEY_ENV}"
+)
 
 
 def token_expiry(token: str) -> Optional[float]:
@@ -159,11 +220,13 @@ def token_expiry(token: str) -> Optional[float]:
 
 @dataclass(frozen=True)
 class Given:
-    """The credential a command line or a script hands to a client (never shown)."""
+    """The credential a command line or a script hands to a client (never
+    shown), and the API it belongs to."""
 
     token: Optional[str] = field(default=None, repr=False)
     app_id: Optional[str] = field(default=None, repr=False)
     user_key: Optional[str] = field(default=None, repr=False)
+    api: str = "legacy"
 
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -181,38 +244,49 @@ def read_secret(path: PathLike, what: str) -> str:
 
 
 def credentials_from(
-    api: str,
+    api: Optional[str],
     *,
     key_file: Optional[PathLike] = None,
     app_id_file: Optional[PathLike] = None,
     user_key_file: Optional[PathLike] = None,
 ) -> Given:
-    """The credential for ``api``, from the files given, else the environment,
-    as the command line reads it; ``ValueError`` says what is missing. V3
-    takes an AppId and a UserKey first, then a ready access token."""
+    """The credential, from the files given, else the environment, as the
+    command line reads it, and its API (``api``, else chosen by what was
+    found, files before the environment); ``ValueError`` says what is
+    missing. V3 takes an AppId and a UserKey first, then a ready access
+    token."""
 
     def secret(path: Optional[PathLike], option: str, env: str) -> str:
         return read_secret(path, option) if path is not None else os.environ.get(env, "").strip()
 
+    if api is None and (app_id_file or user_key_file) and key_file:
+        raise ValueError("--api-key-file is the legacy API's, --app-id-file and --user-key-file V3's: add --api")
+    if api is None and not (app_id_file or user_key_file or key_file):
+        try:
+            api = choose_api(None, None, None, None)
+        except AuthenticationError as error:
+            raise ValueError(str(error)) from None
+    api = api or ("v3" if app_id_file or user_key_file else "legacy")
     key = secret(key_file, "--api-key-file", API_KEY_ENV)
     if api != "v3":
         if app_id_file or user_key_file:
             raise ValueError("--app-id-file and --user-key-file are V3 credentials: add --api v3")
         if not key:
             raise ValueError(
-                f"no API key: set {API_KEY_ENV}, or pass --api-key-file PATH "
-                "(keys are issued in your AI STUDIOS account profile). To try without one: aistudios-chromakey demo"
+                f"no credentials: set {APP_ID_ENV} and {USER_KEY_ENV} (V3: the AppId and UserKey your AI STUDIOS "
+                f"profile shows), or the legacy API key as {API_KEY_ENV}; or pass --app-id-file and "
+                "--user-key-file, or --api-key-file. To try without them: aistudios-chromakey demo"
             )
-        return Given(token=key)
+        return Given(token=key, api="legacy")
     app_id = secret(app_id_file, "--app-id-file", APP_ID_ENV)
     user_key = secret(user_key_file, "--user-key-file", USER_KEY_ENV)
     if app_id and user_key:
-        return Given(app_id=app_id, user_key=user_key)
+        return Given(app_id=app_id, user_key=user_key, api="v3")
     if app_id or user_key:
         missing = f"{USER_KEY_ENV} (or --user-key-file)" if app_id else f"{APP_ID_ENV} (or --app-id-file)"
         raise ValueError(f"V3 needs both the AppId and the UserKey: {missing} is missing")
     if key:
-        return Given(token=key)  # a ready V3 access token
+        return Given(token=key, api="v3")  # a ready V3 access token
     raise ValueError(
         f"no V3 credentials: set {APP_ID_ENV} and {USER_KEY_ENV}, or pass --app-id-file and --user-key-file "
         "(both are shown in your AI STUDIOS account profile). To try without them: aistudios-chromakey demo"

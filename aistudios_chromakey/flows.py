@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
-from typing import Mapping, Optional
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
 BASE_URL_ENV = "AISTUDIOS_BASE_URL"
@@ -32,6 +32,9 @@ class Flow:
     :ivar optional: the optional fields of its export request, by kind.
     :ivar mints_tokens: whether its calls use an access token minted from an
         AppId and a UserKey (V3).
+    :ivar defaults: fields sent with every export unless the job sets them.
+    :ivar hosts: other documented hosts of the flow, by the name that picks
+        them as ``base_url``.
     """
 
     name: str
@@ -40,6 +43,8 @@ class Flow:
     progress_path: str
     optional: Mapping[str, str]
     mints_tokens: bool = False
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    hosts: Mapping[str, str] = field(default_factory=dict)
 
 
 LEGACY = Flow(
@@ -57,6 +62,11 @@ V3 = Flow(
     "/api/odin/v3/editor/progress/",
     {"isExport": BOOLEAN, "workspaceId": TEXT, "resolution": RESOLUTION, "webhookUrl": URL},
     mints_tokens=True,
+    # isExport defaults to false ("Expose to the project dashboard if false"): without it a
+    # project may stay a draft that never renders, so every documented sample sends true.
+    defaults={"isExport": True},
+    # getting-started: "China service domain - https://app.aistudios.cn".
+    hosts={"cn": "https://app.aistudios.cn"},
 )
 FLOWS: Mapping[str, Flow] = {"legacy": LEGACY, "v3": V3}
 
@@ -64,8 +74,10 @@ FLOWS: Mapping[str, Flow] = {"legacy": LEGACY, "v3": V3}
 TOKEN_PATH = "/api/odin/v3/auth/token"
 #: V3: whether a token is accepted (``{"isAuthenticated": bool}``).
 AUTH_PATH = "/api/odin/v3/auth"
-#: V3: the model catalogue (model and clothes IDs).
+#: V3: the model catalogue with clothes (listed by the docs up to 1.4.x).
 MODEL_PATH = "/api/odin/v3/model"
+#: V3: the model list of today's docs (1.5.x on): ``{id, label, avatarType}``, no clothes.
+DROPDOWN_PATH = "/api/odin/v3/dropdown/models"
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -81,7 +93,8 @@ def flow_named(api: str) -> Flow:
 def service_address(flow: Flow, base_url: Optional[str]) -> str:
     """The service's address in one canonical spelling: the argument, else
     ``$AISTUDIOS_BASE_URL`` (to aim a script at the simulator unchanged),
-    else the flow's documented host.
+    else the flow's documented host. A name of :attr:`Flow.hosts` (``"cn"``
+    for V3's China service) stands for that host.
 
     Case, a default port, a trailing dot and a trailing slash are dropped, so
     that one service has one address (the batch journal's fingerprints
@@ -89,6 +102,11 @@ def service_address(flow: Flow, base_url: Optional[str]) -> str:
     """
     if base_url is None:
         base_url = os.environ.get(BASE_URL_ENV) or flow.host
+    if isinstance(base_url, str) and base_url.strip().lower() in named_hosts():
+        name = base_url.strip().lower()
+        if name not in flow.hosts:
+            raise ValueError(f"base_url {name!r} names a host of another API than {flow.name!r}")
+        base_url = flow.hosts[name]
     try:
         parts = urlsplit(base_url.strip()) if isinstance(base_url, str) else None
         port = parts.port if parts else None
@@ -103,11 +121,19 @@ def service_address(flow: Flow, base_url: Optional[str]) -> str:
         or parts.query
         or parts.fragment
     ):
-        raise ValueError(f"base_url (or ${BASE_URL_ENV}) must look like 'https://host[:port]', not {base_url!r}")
+        names = " or ".join(repr(name) for name in named_hosts())
+        raise ValueError(
+            f"base_url (or ${BASE_URL_ENV}) must look like 'https://host[:port]' (or be {names}), not {base_url!r}"
+        )
     scheme = parts.scheme.lower()
     host = _canonical_host(parts.hostname)
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     return f"{scheme}://{netloc}"
+
+
+def named_hosts() -> Mapping[str, str]:
+    """Every host that has a name, over both flows."""
+    return {name: host for flow in FLOWS.values() for name, host in flow.hosts.items()}
 
 
 def _canonical_host(hostname: str) -> str:

@@ -4,6 +4,12 @@ A job is a dict, exactly as in the tutorial: ``language``, ``text``,
 ``model`` and ``clothes``, plus any optional field the chosen flow documents,
 passed to the service unchanged. One more key is the caller's alone and is
 never sent: ``filename``, the name to save the job's video under.
+
+A field the service has but this library does not know yet (V3's
+``ttsType``, still listed in one translation of the docs) goes in ``extra``:
+``{"extra": {"ttsType": "..."}}`` (a table's column ``extra.ttsType``). Its
+fields are sent as given, unchecked; every other unknown key is refused as
+a likely typo.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from .names import check_filename
 REQUIRED_FIELDS = ("language", "text", "model", "clothes")
 #: The key a job may carry to name its file; it is never sent to the service.
 FILENAME_KEY = "filename"
+#: The key whose fields are sent as they are, unchecked (fields this library does not know yet).
+EXTRA_KEY = "extra"
 
 _RESOLUTIONS = ("4k", "1080", "720", "480")
 
@@ -84,6 +92,9 @@ def check_job(job: Any, flow: Flow, position: Optional[int] = None) -> Job:
     for field, value in job.items():
         if field == FILENAME_KEY:
             continue
+        if field == EXTRA_KEY:
+            body.update(_extra(value, job, position))
+            continue
         if field not in REQUIRED_FIELDS:
             _check_optional(field, value, flow, position)
         body[field] = value
@@ -107,7 +118,23 @@ def _check_optional(field: Any, value: Any, flow: Flow, position: Optional[int])
 
         close = difflib.get_close_matches(field, known, n=1)
         hint = f"did you mean {close[0]!r}?" if close else "known fields: " + ", ".join(known)
+        hint += f"; a field the service has and this library does not know goes in {EXTRA_KEY!r}"
     raise InvalidJob(f"is not a field of the {flow.name} export request ({hint})", position=position, field=field)
+
+
+def _extra(value: Any, job: Mapping[str, Any], position: Optional[int]) -> Dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidJob(
+            f"must map field names to values, such as {{\"ttsType\": \"...\"}}, not {value!r}",
+            position=position, field=EXTRA_KEY,
+        )  # fmt: skip
+    for name in value:
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidJob(f"has a field name that is not a string: {name!r}", position=position, field=EXTRA_KEY)
+        if name in job or name in REQUIRED_FIELDS or name in (FILENAME_KEY, EXTRA_KEY):
+            raise InvalidJob(f"names {name!r}, a field of the job itself: set it there", position=position,
+                             field=EXTRA_KEY)  # fmt: skip
+    return dict(value)
 
 
 def _filename(value: Any, position: Optional[int]) -> Optional[str]:

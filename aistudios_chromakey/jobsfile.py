@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 from .flows import FLOWS
-from .jobs import FILENAME_KEY, REQUIRED_FIELDS
+from .jobs import EXTRA_KEY, FILENAME_KEY, REQUIRED_FIELDS
 
 __all__ = ["FILENAME_FIELD", "OPTIONAL_FIELDS", "JobsFile", "JobsFileError", "read_jobs_file"]
 
@@ -234,6 +234,9 @@ def _read_table(path: Path, rows: _Rows) -> Tuple[List[Dict[str, Any]], List[str
             elif _blank(cell):
                 if name in REQUIRED_FIELDS:
                     job[name] = ""  # for the validator to say it must not be empty
+            elif name is not None and name.lower().startswith(EXTRA_KEY + "."):
+                extra = job.setdefault(EXTRA_KEY, {})  # sent as written: the service's own field
+                extra[name[len(EXTRA_KEY) + 1 :]] = _as_text(path, f"{where}, column {name}", cell).strip()
             elif name is not None:
                 job[name] = _value(path, f"{where}, column {name}", name, cell)
         jobs.append(job)

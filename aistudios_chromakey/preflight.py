@@ -59,12 +59,19 @@ def check_adopted(adopt: Optional[Mapping[int, str]], count: int, resume: bool) 
 
 def check_catalogue(client: Client, jobs: List[Job]) -> None:
     """V3: every job's model and clothes must be in the service's catalogue,
-    checked before anything is paid for. A catalogue that cannot be read is
-    no reason to stop: the service will judge the jobs itself."""
+    checked before anything is paid for, to catch typos. A catalogue that
+    cannot be read, or is empty, is no reason to stop: one warning, and the
+    service judges the jobs itself. Credentials it refuses (the token cannot
+    be minted) or a service that cannot be reached stop the batch here."""
     try:
         models = client.models()
     except ServiceError as error:
-        logger.warning("the model catalogue could not be read (%s); the jobs' IDs are not checked", error)
+        if error.unreachable:
+            raise
+        logger.warning(
+            "the model catalogue could not be read (%s); the jobs' model IDs are not checked", error,
+            extra={"notice": True},
+        )  # fmt: skip
         return
     check_jobs_against(jobs, models)
 

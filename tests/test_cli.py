@@ -155,7 +155,13 @@ def test_a_spreadsheet_csv_with_bom_and_korean_text_runs(sim: Simulator, tmp_pat
             "isExport": True,
             "resolution": "720",
         },
-        {"language": "ko", "text": "두번째 작업입니다.", "model": "M000004017", "clothes": "BG00001004"},
+        {
+            "isExport": True,
+            "language": "ko",
+            "text": "두번째 작업입니다.",
+            "model": "M000004017",
+            "clothes": "BG00001004",
+        },
     ]
 
 

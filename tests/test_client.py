@@ -149,7 +149,7 @@ def test_appid_and_userkey_come_from_the_environment(sim: Simulator, monkeypatch
 
 def test_appid_and_userkey_are_refused_for_the_legacy_flow(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
     with pytest.raises(AuthenticationError, match="V3 credentials"):
-        request_export(jobs[0], app_id="a", user_key="b", base_url=sim.base_url)
+        request_export(jobs[0], app_id="a", user_key="b", api="legacy", base_url=sim.base_url)
     assert sim.log == []
 
 
@@ -189,8 +189,8 @@ def test_v3_state_reaches_events_and_the_log(
     key = request_export(V3_JOB, **options)
     events: List[ProgressEvent] = []
     wait_for_video(key, on_progress=events.append, poll_interval=0.05, **options)
-    assert {e.state for e in events} >= {"rendering", "complete"}
-    assert any("(rendering)" in r.getMessage() for r in caplog.records)
+    assert {e.state for e in events} >= {"exporting", "exported"}
+    assert any("(exporting)" in r.getMessage() for r in caplog.records)
 
 
 def test_a_failure_that_passes_is_not_a_failed_render(

@@ -49,7 +49,7 @@ def test_v3_answers_a_project_id_and_a_download_url(sim: Simulator, jobs: List[D
     assert set(body["data"]) == {"projectId"}
     progress = _progress(sim, body["data"]["projectId"], "v3")
     assert set(progress["data"]) == {"progress", "downloadUrl", "state"}
-    assert progress["data"]["state"] == "complete"
+    assert progress["data"]["state"] == "exported"
 
 
 def test_progress_rises_with_time_and_the_address_comes_at_100(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
@@ -68,12 +68,40 @@ def test_the_reference_pages_videourl_spelling(sim: Simulator, jobs: List[Dict[s
     assert set(_progress(sim, key)["data"]) == {"progress", "videoUrl"}
 
 
-def test_a_wrong_key_is_401(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
-    answer = requests.post(
-        sim.base_url + "/api/odin/simple/video", json=jobs[0], headers={"Authorization": "x"}, timeout=5
-    )
-    assert answer.status_code == 401 and answer.json()["success"] is False
-    assert sim.exports == []
+@pytest.mark.parametrize("knob, status", [("200", 200), ("401", 401)])
+def test_a_wrong_key_is_refused_as_the_knob_says(jobs: List[Dict[str, Any]], knob: str, status: int) -> None:
+    with Simulator(SECRET, bad_credentials=knob) as sim:
+        answer = requests.post(
+            sim.base_url + "/api/odin/simple/video", json=jobs[0], headers={"Authorization": "x"}, timeout=5
+        )
+        assert answer.status_code == status
+        assert answer.json() == {"success": False, "msg": "Unauthorized: invalid API key"}
+        assert sim.exports == []
+
+
+def test_by_default_a_wrong_key_is_http_200_as_the_docs_samples_expect(sim: Simulator) -> None:
+    answer = requests.get(sim.base_url + "/api/odin/v3/editor/progress/x", headers={"Authorization": "x"}, timeout=5)
+    assert answer.status_code == 200
+    assert answer.json() == {"success": False, "error": {"code": "UNAUTHORIZED", "msg": "Unauthorized: invalid token"}}
+
+
+@pytest.mark.parametrize(
+    "words, expected",
+    [
+        ("named", {"code": "TOKEN_EXPIRED", "msg": "token expired"}),
+        ("numeric", {"code": "401", "msg": "Unauthorized"}),
+        ("message", {"msg": "Access token has expired"}),
+    ],
+)
+def test_a_refused_credential_names_itself_as_the_knob_says(
+    jobs: List[Dict[str, Any]], words: str, expected: Dict[str, str]
+) -> None:
+    with Simulator(SECRET, token_ttl=0.2, credential_words=words) as sim:
+        token = _mint(sim).json()["data"]["token"]
+        time.sleep(0.25)
+        auth = {"Authorization": token}
+        answer = requests.post(sim.base_url + "/api/odin/v3/simple/video", json=jobs[0], headers=auth, timeout=5)
+        assert answer.json() == {"success": False, "error": expected}
 
 
 def test_a_missing_field_is_success_false_with_http_200(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
@@ -200,7 +228,7 @@ def test_the_token_endpoint_mints_a_jwt_that_v3_accepts(sim: Simulator, jobs: Li
     assert requests.get(sim.base_url + "/api/odin/v3/auth", headers=auth, timeout=5).json() == {"isAuthenticated": True}
     # A V3 token is no legacy API key.
     legacy = requests.post(sim.base_url + "/api/odin/simple/video", json=jobs[0], headers=auth, timeout=5)
-    assert legacy.status_code == 401
+    assert legacy.json()["success"] is False and sim.exports[-1].api == "v3"
 
 
 def test_v3_also_takes_the_ready_token_and_refuses_unknown_ones(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
@@ -210,7 +238,7 @@ def test_v3_also_takes_the_ready_token_and_refuses_unknown_ones(sim: Simulator, 
     answer = requests.post(
         sim.base_url + "/api/odin/v3/simple/video", json=jobs[0], headers={"Authorization": forged}, timeout=5
     )
-    assert answer.status_code == 401
+    assert answer.status_code == 200
     assert answer.json()["error"]["code"] == "UNAUTHORIZED"
     assert requests.get(sim.base_url + "/api/odin/v3/auth", headers={"Authorization": forged}).json() == {
         "isAuthenticated": False
@@ -245,7 +273,7 @@ def test_wrong_credentials_mint_nothing(knob: str, status: int, app_id: str, use
 
 def test_credentials_are_knobs(jobs: List[Dict[str, Any]]) -> None:
     with Simulator(SECRET, app_id="my-app", user_key="my-key") as sim:
-        assert _mint(sim).status_code == 401
+        assert _mint(sim).json()["success"] is False
         assert _mint(sim, "my-app", "my-key").json()["success"] is True
 
 
@@ -292,15 +320,63 @@ def test_every_refusal_uses_the_shape(sim: Simulator, jobs: List[Dict[str, Any]]
 def test_v3_progress_carries_a_state_unless_told_not_to(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
     sim.plan(RenderPlan(seconds=0.3))
     key = _export(sim, jobs[0], "v3")["data"]["projectId"]
-    assert _progress(sim, key, "v3")["data"]["state"] in ("queued", "rendering")
+    assert _progress(sim, key, "v3")["data"]["state"] == "exporting"
     time.sleep(0.35)
-    assert _progress(sim, key, "v3")["data"]["state"] == "complete"
-    sim.progress_state = False
+    assert _progress(sim, key, "v3")["data"]["state"] == "exported"
+    sim.progress_state = "complete"
+    assert _progress(sim, key, "v3")["data"]["state"] == "Complete"
+    sim.progress_state = "none"
     assert "state" not in _progress(sim, key, "v3")["data"]
     sim.plan(RenderPlan(seconds=0))
     legacy = _export(sim, jobs[0])["data"]["key"]
-    sim.progress_state = True
+    sim.progress_state = "exported"
     assert "state" not in _progress(sim, legacy)["data"]
+
+
+def test_a_failure_can_be_told_in_the_state_beside_success(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.plan(RenderPlan(seconds=1, fail_at=0, fail_state="failed"))
+    key = _export(sim, jobs[0], "v3")["data"]["projectId"]
+    assert _progress(sim, key, "v3") == {"success": True, "data": {"progress": 0, "state": "failed"}}
+
+
+def test_under_the_strict_reading_an_export_without_is_export_stays_a_draft(
+    sim: Simulator, jobs: List[Dict[str, Any]]
+) -> None:
+    sim.is_export = "strict"
+    sim.plan(RenderPlan(seconds=0), RenderPlan(seconds=0))
+    draft = _export(sim, jobs[0], "v3")["data"]["projectId"]
+    exported = _export(sim, dict(jobs[0], isExport=True), "v3")["data"]["projectId"]
+    assert _progress(sim, draft, "v3")["data"] == {"progress": 0, "state": "draft"}
+    assert _progress(sim, exported, "v3")["data"]["state"] == "exported"
+    sim.is_export = "lenient"
+    assert "downloadUrl" in _progress(sim, draft, "v3")["data"]
+
+
+def test_the_legacy_references_own_sample_ids_are_accepted(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    assert _export(sim, dict(jobs[0], model="ysy", clothes="1"))["success"] is True
+    assert _export(sim, dict(jobs[0], model="ysx", clothes="1"))["success"] is False  # a near miss is still refused
+
+
+def test_both_model_pages_are_served_and_each_can_be_missing(sim: Simulator) -> None:
+    old = requests.get(sim.base_url + "/api/odin/v3/model", headers=HEADERS, timeout=5).json()
+    dropdown = requests.get(sim.base_url + "/api/odin/v3/dropdown/models", headers=HEADERS, timeout=5).json()
+    assert [m["id"] for m in dropdown["data"]] == [m["id"] for m in old["data"]["models"]]
+    assert set(dropdown["data"][0]) == {"id", "label", "avatarType"} and isinstance(dropdown["data"][0]["label"], str)
+    sim.catalogue_pages = "dropdown"
+    assert requests.get(sim.base_url + "/api/odin/v3/model", headers=HEADERS, timeout=5).status_code == 404
+    sim.catalogue_pages = "old"
+    assert requests.get(sim.base_url + "/api/odin/v3/dropdown/models", headers=HEADERS, timeout=5).status_code == 404
+
+
+def test_opaque_tokens_carry_no_expiry_and_still_expire(jobs: List[Dict[str, Any]]) -> None:
+    with Simulator(SECRET, token_ttl=0.3, opaque_tokens=True) as sim:
+        token = _mint(sim).json()["data"]["token"]
+        assert token.count(".") != 2
+        auth = {"Authorization": token}
+        path = sim.base_url + "/api/odin/v3/simple/video"
+        assert requests.post(path, json=jobs[0], headers=auth, timeout=5).json()["success"] is True
+        time.sleep(0.35)
+        assert requests.post(path, json=jobs[0], headers=auth, timeout=5).json()["error"]["code"] == "TOKEN_EXPIRED"
 
 
 def test_the_default_catalogue_has_the_tutorials_and_the_samples_models(sim: Simulator) -> None:
@@ -318,7 +394,7 @@ def test_the_catalogue_can_be_bare_or_replaced_and_needs_a_credential() -> None:
     mine = [{"id": "M000000001", "label": {"ko": "가", "en": "A"}, "thumbnail": "", "clothes": []}]
     with Simulator(SECRET, catalogue=mine, catalogue_envelope=False) as sim:
         assert requests.get(sim.base_url + "/api/odin/v3/model", headers=HEADERS, timeout=5).json() == {"models": mine}
-        assert requests.get(sim.base_url + "/api/odin/v3/model", timeout=5).status_code == 401
+        assert requests.get(sim.base_url + "/api/odin/v3/model", timeout=5).json()["success"] is False
         sim.fault("model", "html502")
         assert requests.get(sim.base_url + "/api/odin/v3/model", headers=HEADERS, timeout=5).status_code == 502
 

@@ -113,8 +113,12 @@ class Simulator:
     token_ttl = _Knob[float]()
     bad_credentials = _Knob[str]()
     expired_token = _Knob[str]()
+    credential_words = _Knob[str]()
     error_shape = _Knob[str]()
-    progress_state = _Knob[bool]()
+    progress_state = _Knob[str]()
+    is_export = _Knob[str]()
+    catalogue_pages = _Knob[str]()
+    opaque_tokens = _Knob[bool]()
     catalogue_envelope = _Knob[bool]()
     check_catalogue = _Knob[bool]()
     old_host_status = _Knob[int]()
@@ -212,7 +216,7 @@ class Simulator:
 
     def fault(self, route: str, kind: str, times: int = 1, **options: Any) -> None:
         """Make the next ``times`` requests to ``route`` (``"export"``,
-        ``"progress"``, ``"download"``, ``"token"`` or ``"model"``)
+        ``"progress"``, ``"download"``, ``"token"``, ``"model"`` or ``"dropdown"``)
         misbehave; see :class:`Fault` for the kinds and their options."""
         self._faults.add(route, Fault(kind, times, **options))
 

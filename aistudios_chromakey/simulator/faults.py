@@ -1,7 +1,7 @@
 """Scripted misbehaviour: :class:`Fault` and how each kind reshapes an answer.
 
 A fault belongs to a route (``"export"``, ``"progress"``, ``"download"``,
-``"token"``, ``"model"``) and applies to the next ``times`` requests of it.
+``"token"``, ``"model"``, ``"dropdown"``) and applies to the next ``times`` requests of it.
 Some kinds answer *instead of* the route (the service never sees the
 request), others reshape the route's own answer on its way out.
 """
@@ -30,7 +30,7 @@ __all__ = [
     "reshape",
 ]
 
-ROUTES = ("export", "progress", "download", "token", "model")
+ROUTES = ("export", "progress", "download", "token", "model", "dropdown")
 _ANY = ROUTES
 #: The routes each kind applies to.
 KINDS: Dict[str, Tuple[str, ...]] = {

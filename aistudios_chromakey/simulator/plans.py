@@ -21,6 +21,9 @@ class RenderPlan:
     :ivar progress_as_string: send progress as ``"42.0"`` rather than ``42.0``.
     :ivar fail_at: progress at which the render fails for good: this poll and
         every later one answer ``success: false``.
+    :ivar fail_state: with ``fail_at``, the failure is told in V3's
+        ``state`` (for example ``"failed"``) beside ``success: true``, no
+        address, instead of ``success: false``.
     :ivar finish: ``False`` for a render stuck below 100 forever.
     :ivar filename: the last segment of the address's path, as sent (already
         percent-encoded where needed); default ``<key>.mp4``.
@@ -42,6 +45,7 @@ class RenderPlan:
     url_field: Optional[str] = None
     progress_as_string: bool = False
     fail_at: Optional[float] = None
+    fail_state: Optional[str] = None
     finish: bool = True
     filename: Optional[str] = None
     size: Optional[int] = None

@@ -22,7 +22,7 @@ class RecordedRequest:
     body: bytes
     time: float  # time.monotonic() on arrival
     client: Tuple[str, int]
-    route: str = ""  # "export", "progress", "download", "token", "model", "auth", "moved" or "other"
+    route: str = ""  # "export", "progress", "download", "token", "model", "dropdown", "auth", "moved" or "other"
 
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8"))

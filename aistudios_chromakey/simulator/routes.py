@@ -24,6 +24,7 @@ PROGRESS_PREFIXES = {"/api/odin/editor/progress/": "legacy", "/api/odin/v3/edito
 TOKEN_PATH = "/api/odin/v3/auth/token"
 AUTH_PATH = "/api/odin/v3/auth"
 MODEL_PATH = "/api/odin/v3/model"
+DROPDOWN_PATH = "/api/odin/v3/dropdown/models"
 
 
 @dataclass
@@ -53,7 +54,7 @@ def route_of(server: str, method: str, path: str) -> str:
         return "other"
     if any(path.startswith(prefix) for prefix in PROGRESS_PREFIXES):
         return "progress"
-    return {MODEL_PATH: "model", AUTH_PATH: "auth"}.get(path, "other")
+    return {MODEL_PATH: "model", DROPDOWN_PATH: "dropdown", AUTH_PATH: "auth"}.get(path, "other")
 
 
 def flow_of(path: str) -> str:
@@ -81,7 +82,7 @@ class Router:
         credential = request.headers.get("Authorization")
         if route == "auth":
             return self.service.is_authenticated(credential)
-        if route in ("export", "progress", "model"):
+        if route in ("export", "progress", "model", "dropdown"):
             refused = self.service.authorise(api, credential)
             if refused is not None:
                 return refused
@@ -115,8 +116,8 @@ class Router:
             return self.service.export(api, request.body)
         if route == "token":
             return self.service.mint(request.body)
-        if route == "model":
-            return self.service.catalogue_answer()
+        if route in ("model", "dropdown"):
+            return self.service.catalogue_answer("old" if route == "model" else "dropdown")
         key = _after_prefix(request.path)
         return self.service.progress(api, key or "")
 

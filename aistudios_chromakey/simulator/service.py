@@ -26,6 +26,14 @@ __all__ = ["Service"]
 _REQUIRED = ("language", "text", "model", "clothes")
 _MODEL_ID = re.compile(r"^M\d{9}$")
 _CLOTHES_ID = re.compile(r"^BG\d{8}$")
+# The legacy reference's own sample sends these; the service presumably takes them.
+_DOCS_SAMPLE_IDS = {("ysy", "1")}
+# V3 states: what a render shows while it runs and when done, per Settings.progress_state.
+_STATES = {
+    "exported": ("exporting", "exported"),
+    "complete": ("exporting", "Complete"),
+    "other": ("processing", "finished"),
+}
 
 
 class Service:
@@ -59,7 +67,8 @@ class Service:
             shape = "flat" if api == "legacy" else "nested"
         if shape == "flat":
             return json_answer(status, {"success": False, "msg": msg})
-        return json_answer(status, {"success": False, "error": {"code": code, "msg": msg}})
+        error = {"code": code, "msg": msg} if code else {"msg": msg}
+        return json_answer(status, {"success": False, "error": error})
 
     def credential_ok(self, api: str, credential: str) -> str:
         """``"valid"``, ``"expired"`` or ``"unknown"``: the static token works
@@ -74,10 +83,20 @@ class Service:
         if verdict == "valid":
             return None
         if verdict == "expired":
-            status = 401 if self.settings.expired_token == "401" else 200
-            return self.refusal(api, "TOKEN_EXPIRED", "token expired", status)
+            return self.credential_refusal(api, "TOKEN_EXPIRED", "token expired", self.settings.expired_token)
         word = "API key" if api == "legacy" else "token"
-        return self.refusal(api, "UNAUTHORIZED", f"Unauthorized: invalid {word}", 401)
+        return self.credential_refusal(api, "UNAUTHORIZED", f"Unauthorized: invalid {word}")
+
+    def credential_refusal(self, api: str, code: str, msg: str, status: Optional[str] = None) -> Answer:
+        """A refused credential, in the words and status the knobs give."""
+        http = 401 if (status or self.settings.bad_credentials) == "401" else 200
+        words = self.settings.credential_words
+        if words == "numeric":
+            code, msg = "401", "Unauthorized"
+        elif words == "message":
+            what = "appId or userKey" if code.startswith("INVALID_") else "API key" if api == "legacy" else "token"
+            code, msg = "", f"Invalid {what}" if code != "TOKEN_EXPIRED" else "Access token has expired"
+        return self.refusal(api, code, msg, http)
 
     def is_authenticated(self, credential: Optional[str]) -> Answer:
         return json_answer(200, {"isAuthenticated": self.credential_ok("v3", credential or "") == "valid"})
@@ -94,14 +113,24 @@ class Service:
         elif fields.get("userKey") != self.settings.user_key:
             code = "INVALID_USER_KEY"
         if code is not None:
-            status = 401 if self.settings.bad_credentials == "401" else 200
-            return self.refusal("v3", code, "invalid appId or userKey", status)
-        token = self.tokens.mint(self.settings.app_id, self.settings.token_ttl)
+            return self.credential_refusal("v3", code, "invalid appId or userKey")
+        token = self.tokens.mint(self.settings.app_id, self.settings.token_ttl, self.settings.opaque_tokens)
         return json_answer(200, {"success": True, "data": {"token": token}})
 
-    def catalogue_answer(self) -> Answer:
-        models = {"models": self.catalogue}
-        return json_answer(200, {"success": True, "data": models} if self.settings.catalogue_envelope else models)
+    def catalogue_answer(self, page: str) -> Answer:
+        """``GET /api/odin/v3/model`` (``page="old"``: models with clothes,
+        listed up to 1.4.x) or ``/api/odin/v3/dropdown/models``
+        (``"dropdown"``: ``{id, label, avatarType}``, no clothes)."""
+        if self.settings.catalogue_pages not in ("both", page):
+            return self.refusal("v3", "NOT_FOUND", "not found", 404)
+        if page == "old":
+            listed: Any = {"models": self.catalogue}
+        else:
+            listed = [
+                {"id": m.get("id"), "label": (m.get("label") or {}).get("en", ""), "avatarType": "AI_HUMAN"}
+                for m in self.catalogue
+            ]
+        return json_answer(200, {"success": True, "data": listed} if self.settings.catalogue_envelope else listed)
 
     # --- exports --------------------------------------------------------------------
 
@@ -138,6 +167,8 @@ class Service:
             if clothes not in known:
                 return "CLOTHES_NOT_FOUND", f"clothes not found: {clothes} (model {model})"
             return None
+        if (model, clothes) in _DOCS_SAMPLE_IDS:
+            return None
         if not _MODEL_ID.match(model):
             return "MODEL_NOT_FOUND", f"model not found: {model}"
         if not _CLOTHES_ID.match(clothes):
@@ -163,7 +194,12 @@ class Service:
                 return self.refusal(api, "TEMPORARY_ERROR", "temporary error, please try again")
             plan = project.plan
             progress = progress_at(plan, time.monotonic() - project.created)
+            if self._draft(project):
+                return json_answer(200, {"success": True, "data": {"progress": 0, "state": "draft"}})
             if plan.fail_at is not None and progress >= plan.fail_at:
+                if plan.fail_state is not None:  # a failure said in the state, beside success: true
+                    failed = {"progress": plan.fail_at, "state": plan.fail_state}
+                    return json_answer(200, {"success": True, "data": failed})
                 return self.refusal(api, "RENDER_FAILED", "render failed: the avatar could not be synthesised")
             data: Dict[str, Any] = {"progress": str(progress) if plan.progress_as_string else progress}
             ready = False
@@ -173,9 +209,14 @@ class Service:
         if ready:
             name = plan.filename if plan.filename is not None else f"{key}.mp4"
             data[self.address_field(api, plan)] = self.storage.address(key, name, plan.link_ttl)
-        if api == "v3" and self.settings.progress_state:
-            data["state"] = "complete" if ready else "queued" if progress == 0 else "rendering"
+        states = _STATES.get(self.settings.progress_state)
+        if api == "v3" and states is not None:
+            data["state"] = states[1] if ready else states[0]
         return json_answer(200, {"success": True, "data": data})
+
+    def _draft(self, project: Project) -> bool:
+        """A V3 project exported without ``isExport: true``, under the strict reading."""
+        return project.api == "v3" and self.settings.is_export == "strict" and project.body.get("isExport") is not True
 
     def max_in_flight(self) -> int:
         """The most renders running at one moment (acceptance to end)."""

@@ -14,9 +14,13 @@ __all__ = ["CHOICES", "Settings"]
 
 #: The values a string knob accepts.
 CHOICES = {
-    "bad_credentials": ("401", "200"),
-    "expired_token": ("401", "200"),
+    "bad_credentials": ("200", "401"),
+    "expired_token": ("200", "401"),
+    "credential_words": ("named", "numeric", "message"),
     "error_shape": ("auto", "flat", "nested"),
+    "progress_state": ("exported", "complete", "other", "none"),
+    "is_export": ("lenient", "strict"),
+    "catalogue_pages": ("both", "dropdown", "old"),
     "integrity": ("none", "etag-md5", "multipart-etag", "content-md5", "sha256"),
 }
 
@@ -30,18 +34,34 @@ class Settings:
     :ivar app_id: the appId the V3 token endpoint accepts.
     :ivar user_key: the userKey the V3 token endpoint accepts.
     :ivar token_ttl: seconds a minted V3 token stays valid (the docs: 1 day).
-    :ivar bad_credentials: a wrong appId or userKey is answered HTTP 401
-        (``"401"``) or HTTP 200 with ``success: false`` (``"200"``).
-    :ivar expired_token: an expired minted token is answered HTTP 401
-        (``"401"``) or HTTP 200 with ``success: false`` (``"200"``, as a
-        misbehaving gateway might).
+    :ivar bad_credentials: a wrong appId, userKey or API key (or an unknown
+        token) is answered HTTP 200 with ``success: false`` (``"200"``, what
+        the docs' samples expect: they read ``error`` inside ``.then``) or
+        HTTP 401 (``"401"``).
+    :ivar expired_token: an expired minted token is answered HTTP 200 with
+        ``success: false`` (``"200"``) or HTTP 401 (``"401"``).
+    :ivar credential_words: how such a refusal names itself (undocumented):
+        ``"named"``, a code and message that say so (``TOKEN_EXPIRED``,
+        "token expired"); ``"numeric"``, the code ``401`` and a bare
+        "Unauthorized"; ``"message"``, no code, only a message ("Invalid
+        access token").
     :ivar error_shape: refusals as ``{"success": false, "msg": ...}``
         (``"flat"``), as ``{"success": false, "error": {"code", "msg"}}``
         (``"nested"``, the V3 docs'), or ``"auto"``: flat on legacy, nested
         on V3.
-    :ivar progress_state: V3 progress answers carry ``data.state``
-        (``"queued"``, ``"rendering"``, ``"complete"``; the real values are
-        undocumented).
+    :ivar progress_state: V3 progress answers carry ``data.state``:
+        ``"exported"`` (``exporting``, then ``exported`` when done: the
+        project pages' word), ``"complete"`` (``exporting``, then
+        ``Complete``: getting-started's word), ``"other"`` (``processing``,
+        then ``finished``: words the docs never use) or ``"none"`` (no state).
+    :ivar is_export: ``"lenient"``: every V3 export renders; ``"strict"``:
+        one without ``isExport: true`` stays a draft (progress 0, state
+        ``draft``, no address), the documented default read literally.
+    :ivar catalogue_pages: which model lists the service has: ``"both"``,
+        ``"dropdown"`` (only ``/api/odin/v3/dropdown/models``, as 1.5.x and
+        1.6.x list) or ``"old"`` (only ``/api/odin/v3/model``).
+    :ivar opaque_tokens: minted tokens are random strings, not JWTs: nothing
+        in them says when they expire (the docs promise only "1 day").
     :ivar catalogue_envelope: the model catalogue comes as ``{"success":
         true, "data": {"models": [...]}}``; ``False``: bare ``{"models":
         [...]}``, as the model-list page shows it.
@@ -68,10 +88,14 @@ class Settings:
     app_id: str = "sim-app-id"
     user_key: str = "sim-user-key"
     token_ttl: float = 86400.0
-    bad_credentials: str = "401"
-    expired_token: str = "401"
+    bad_credentials: str = "200"
+    expired_token: str = "200"
+    credential_words: str = "named"
     error_shape: str = "auto"
-    progress_state: bool = True
+    progress_state: str = "exported"
+    is_export: str = "lenient"
+    catalogue_pages: str = "both"
+    opaque_tokens: bool = False
     catalogue_envelope: bool = True
     check_catalogue: bool = True
     old_host_status: int = 301

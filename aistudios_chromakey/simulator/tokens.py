@@ -6,7 +6,9 @@ payload holds ``appId``, ``iat`` (integer seconds), ``exp`` (``time.time()``
 plus the lifetime, rounded to milliseconds: a fractional number when the
 lifetime is short) and ``jti`` (random, so two tokens minted in the same
 second differ). The service checks signature and ``exp`` only, as a gateway
-would: any unexpired token it signed is good.
+would: any unexpired token it signed is good. An opaque token (a random
+string, as the docs never promise a JWT) carries no ``exp``: the issuer
+keeps its end.
 """
 
 from __future__ import annotations
@@ -43,12 +45,19 @@ class TokenIssuer:
         self._lock = threading.Lock()
         #: Every token minted, in order.
         self.minted: List[str] = []
+        self._opaque: Dict[str, float] = {}
 
     def _signature(self, signing_input: str) -> str:
         return _encode(hmac.new(self._key, signing_input.encode("ascii"), hashlib.sha256).digest())
 
-    def mint(self, app_id: str, ttl: float) -> str:
+    def mint(self, app_id: str, ttl: float, opaque: bool = False) -> str:
         now = time.time()
+        if opaque:
+            token = secrets.token_urlsafe(32)
+            with self._lock:
+                self._opaque[token] = now + ttl
+                self.minted.append(token)
+            return token
         payload = {"appId": app_id, "iat": int(now), "exp": round(now + ttl, 3), "jti": secrets.token_hex(8)}
         signing_input = _segment({"alg": "HS256", "typ": "JWT"}) + "." + _segment(payload)
         token = signing_input + "." + self._signature(signing_input)
@@ -58,6 +67,10 @@ class TokenIssuer:
 
     def check(self, token: str) -> str:
         """``"valid"``, ``"expired"`` or ``"unknown"`` (not one of ours)."""
+        with self._lock:
+            end = self._opaque.get(token)
+        if end is not None:
+            return "valid" if time.time() < end else "expired"
         parts = token.split(".")
         if len(parts) != 3 or not parts[0].isascii() or not parts[1].isascii():
             return "unknown"
