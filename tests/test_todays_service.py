@@ -117,7 +117,9 @@ def test_help_states_the_rule(tmp_path: Path) -> None:
 @pytest.mark.parametrize("reading", ["lenient", "strict"])
 def test_v3_exports_say_is_export_true_and_render_under_either_reading(tmp_path: Path, reading: str) -> None:
     with Simulator(SECRET, render_seconds=0.2, is_export=reading) as sim:
-        paths = export_chromakeys([JOB, JOB], **V3_KEYS, base_url=sim.base_url, out_dir=tmp_path, poll_interval=0.05)
+        paths = export_chromakeys(
+            [JOB, JOB], **V3_KEYS, base_url=sim.base_url, out_dir=tmp_path, poll_interval=0.05, timeout=10
+        )
         assert [e.body["isExport"] for e in sim.exports] == [True, True]
         assert len(paths) == 2
 
@@ -208,7 +210,9 @@ def test_the_command_line_warns_once_and_can_skip_the_check(sim: Simulator, tmp_
 def test_a_token_expiring_mid_batch_is_minted_again_and_nothing_is_paid_twice(
     tmp_path: Path, status: str, words: str
 ) -> None:
-    with Simulator(SECRET, render_seconds=0.2, token_ttl=0.4, expired_token=status, credential_words=words) as sim:
+    # Opaque tokens: nothing tells the client when they end, so the service's refusal is what it must read.
+    knobs = {"token_ttl": 0.4, "opaque_tokens": True, "expired_token": status, "credential_words": words}
+    with Simulator(SECRET, render_seconds=0.2, **knobs) as sim:
         paths = _v3_batch(sim, tmp_path, [JOB, dict(JOB, text="둘"), dict(JOB, text="셋")])
         assert len(paths) == 3 and len(sim.exports) == 3
         assert len(sim.tokens_minted) >= 2
