@@ -38,13 +38,14 @@ import email.utils
 import math
 import random
 import socket
+import ssl
 import time
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
 from .deadlines import GuardedAdapter
@@ -137,6 +138,10 @@ class _Session(requests.Session):
         self._environment: Dict[Tuple[str, str], Any] = {}
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        if verify in (True, None) and self.verify is not True:
+            # A CA bundle (or False) lent by the caller's session wins over
+            # $REQUESTS_CA_BUNDLE, which requests would let replace it.
+            verify = self.verify
         if not self.trust_env or proxies or verify not in (True, None):
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
         parts = urlsplit(url)
@@ -194,15 +199,21 @@ def storage_session(settings_from: Optional[requests.Session] = None) -> request
 
 
 def certainly_not_sent(error: requests.RequestException) -> bool:
-    """True when the request never reached the service: no connection, a
-    failed TLS handshake, a refusing proxy, or a request that could not even
-    be built."""
+    """True only when the request provably never left: it could not be
+    built, no connection to the first hop (the service, or the proxy) could
+    be made, a proxy refused to open the tunnel, or the service's
+    certificate failed verification (all before a byte of the request is
+    written). This is the one place that decides it, and an export is
+    resent only on its word.
+
+    Everything else may have reached the service: a ``ProxyError`` or an
+    ``SSLError`` of any other kind can come after the request was delivered
+    (a proxy that resets once the service answered; a load balancer writing
+    a plaintext 502 into the TLS stream).
+    """
     if isinstance(
         error,
         (
-            requests.ConnectTimeout,
-            requests.exceptions.SSLError,
-            requests.exceptions.ProxyError,
             requests.exceptions.InvalidHeader,
             requests.exceptions.InvalidURL,
             requests.exceptions.InvalidSchema,
@@ -210,12 +221,31 @@ def certainly_not_sent(error: requests.RequestException) -> bool:
         ),
     ):
         return True
-    if not isinstance(error, requests.ConnectionError):
-        return False
-    reason: Any = error.args[0] if error.args else None
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+    return any(_before_sending(cause) for cause in _causes(error))
+
+
+def _causes(error: BaseException) -> List[BaseException]:
+    """``error`` and what it wraps (``reason``, ``args``, context), breadth first, bounded."""
+    seen: List[BaseException] = []
+    queue: List[BaseException] = [error]
+    while queue and len(seen) < 16:
+        cause = queue.pop(0)
+        if any(cause is other for other in seen):
+            continue
+        seen.append(cause)
+        reason = getattr(cause, "reason", None)
+        wrapped = [reason, *cause.args[:1], cause.__cause__, cause.__context__]
+        queue.extend(item for item in wrapped if isinstance(item, BaseException))
+    return seen
+
+
+def _before_sending(cause: BaseException) -> bool:
+    if isinstance(cause, (NewConnectionError, ConnectTimeoutError, socket.gaierror)):
+        return True  # the socket to the first hop never opened
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return True  # verification is part of the handshake, which precedes the request
+    # http.client's CONNECT to a proxy that refused (urllib3 raises it from connect()).
+    return isinstance(cause, OSError) and str(cause).startswith("Tunnel connection failed")
 
 
 class NetworkProblem(Exception):

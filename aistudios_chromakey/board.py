@@ -106,7 +106,7 @@ class Board:
                     self.redraw()
             elif not self.quiet and self.steps.get(view.position) != view.step():
                 self.steps[view.position] = view.step()
-                self.stream.write(f"job {view.position}: {job_text(view, self.clock())}\n")
+                self.stream.write(shown(f"job {view.position}: {job_text(view, self.clock())}") + "\n")
                 self.stream.flush()
 
     def update(self, view: JobView, event: ProgressEvent, now: float) -> None:
@@ -320,8 +320,16 @@ def first_line(error: Any) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+def shown(text: Any) -> str:
+    """``text`` safe for a terminal: every control character (ESC of a
+    cursor or clipboard sequence included, from a service's message or a
+    project key) becomes U+FFFD; line breaks stay."""
+    return "\n".join("".join(c if c.isprintable() else "\ufffd" for c in line) for line in str(text).split("\n"))
+
+
 def fit(text: str, columns: int) -> str:
-    """``text`` cut to ``columns`` terminal columns."""
+    """``text`` made safe (:func:`shown`) and cut to ``columns`` terminal columns."""
+    text = shown(text)
     used = 0
     for index, char in enumerate(text):
         used += width(char)

@@ -23,7 +23,7 @@ from types import FrameType
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from .arguments import parser
-from .board import Board, summary, summary_json, width
+from .board import Board, shown, summary, summary_json, width
 from .credentials import API_KEY_ENV, Given, credentials_from
 from .errors import AIStudiosError, BatchError, ExportRejected, InvalidJob, JournalError, ServiceError
 from .flows import flow_named
@@ -90,7 +90,7 @@ def _run_batch(jobs: List[Dict[str, Any]], origins: List[str], credentials: Give
     except InvalidJob as error:
         return _usage(f"{_where(error, origins)}; nothing was sent")
     except JournalError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {shown(error)}", file=sys.stderr)
         return ExitStatus.USAGE if error.nothing_sent else ExitStatus.FAILED
     except BatchError as error:
         errors = dict(error.failures)
@@ -146,7 +146,7 @@ def _sent(board: Board) -> bool:
 
 
 def _usage(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {shown(message)}", file=sys.stderr)
     return ExitStatus.USAGE
 
 
@@ -160,7 +160,7 @@ def _report(board: Board, options: argparse.Namespace, status: int) -> None:
     if options.json:
         print(json.dumps(summary_json(board, status), indent=2))
     elif status != ExitStatus.INTERRUPTED:
-        print(summary(board))
+        print(shown(summary(board)))
 
 
 def _cmd_run(options: argparse.Namespace) -> int:
@@ -190,7 +190,7 @@ def _cmd_run(options: argparse.Namespace) -> int:
             problems.append(f"--name: {error}")
     if problems or jobs_file is None or credentials is None:
         for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
+            print(f"error: {shown(problem)}", file=sys.stderr)
         print("nothing was sent.", file=sys.stderr)
         return ExitStatus.USAGE
     if options.dry_run:
@@ -353,15 +353,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with _sigterm_as_interrupt():
             return int(_COMMANDS[options.command](options))
     except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {shown(error)}", file=sys.stderr)
         return ExitStatus.USAGE
     except (ServiceError, ExportRejected) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {shown(error)}", file=sys.stderr)
         # No connection at all, or an address that moved: nothing was exported.
         nothing_sent = getattr(error, "unreachable", False) or getattr(error, "moved", False)
         return ExitStatus.USAGE if nothing_sent else ExitStatus.FAILED
     except AIStudiosError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {shown(error)}", file=sys.stderr)
         return ExitStatus.FAILED
     except KeyboardInterrupt:
         print("\ninterrupted.", file=sys.stderr)
@@ -369,7 +369,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as error:
         if verbose:
             raise
-        print(f"error: {type(error).__name__}: {error} (run with -v for the details)", file=sys.stderr)
+        print(f"error: {type(error).__name__}: {shown(error)} (run with -v for the details)", file=sys.stderr)
         return ExitStatus.FAILED
     finally:
         library.setLevel(level)

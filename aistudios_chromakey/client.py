@@ -260,12 +260,17 @@ class Client:
         if self.flow.mints_tokens and job.body.get("isExport") is False:
             logger.warning("%s: isExport is false: the service may keep it as a draft that never renders", what)
         body = {**self.flow.defaults, **job.body}  # isExport: true on V3, unless the job says otherwise
+        self._authorization()  # a token to mint is minted before anything of the export is sent
         try:
             return self._exchange("POST", self.flow.export_path, what, body)
         except ServiceError as error:
-            if error.status is not None and 300 <= error.status < 400:
+            # Every answer came after the request was delivered. A redirect that
+            # asks for the request again elsewhere (301, 302, 307, 308: a moved
+            # host) processed nothing; "303 See Other" says it was processed, and
+            # an answer too large to read may hold an accepted project.
+            if error.status in (301, 302, 307, 308):
                 raise ExportRejected(f"{error} (nothing was exported)", moved=True) from None
-            raise
+            raise uncertain(what, f"the answer could not be used ({error})") from None
         except NetworkProblem as problem:
             if problem.not_sent:
                 raise ServiceError(

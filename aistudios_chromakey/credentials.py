@@ -211,7 +211,7 @@ def token_expiry(token: str) -> Optional[float]:
     try:
         payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
         exp = payload.get("exp") if isinstance(payload, dict) else None
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return None
     if isinstance(exp, (int, float)) and not isinstance(exp, bool):
         return float(exp)

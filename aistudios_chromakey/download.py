@@ -244,7 +244,7 @@ class _Transfer:
                 logger.info("download of %s: the server ignored the range; restarting", where(self.url))
                 self.restart()
             length = response.headers.get("Content-Length")
-            self.total = self.end = int(length) if length and length.isdigit() else None
+            self.total = self.end = int(length) if length and length.isascii() and length.isdigit() else None
             self.validator = validator(response)
             # Only a whole-object answer's checksums cover the whole object.
             self.expected = expected_digest(response.headers)
@@ -362,7 +362,7 @@ class _Transfer:
 def content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int], Optional[int]]:
     """``(start, end, total)`` of a ``Content-Range: bytes first-last/total``
     header; ``end`` is ``last + 1``."""
-    match = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", value or "")
+    match = re.fullmatch(r"\s*bytes\s+([0-9]+)-([0-9]+)/([0-9]+|\*)\s*", value or "", re.ASCII)
     if not match:
         return None, None, None
     total = None if match.group(3) == "*" else int(match.group(3))

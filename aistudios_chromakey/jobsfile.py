@@ -161,6 +161,8 @@ def _read_json(path: Path, text: str) -> Tuple[List[Dict[str, Any]], List[str]]:
         content = json.loads(text)
     except ValueError as error:
         raise JobsFileError(f"{path}: not valid JSON: {error}") from None
+    except RecursionError:
+        raise JobsFileError(f"{path}: nested too deeply to be a list of jobs") from None
     if not isinstance(content, list):
         raise JobsFileError(
             f"{path}: must be a JSON array of jobs, [{{...}}, ...], not a JSON {type(content).__name__}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import json
 import logging
 import os
@@ -71,6 +72,14 @@ class Entry:
 _DURABLE = frozenset({JobState.EXPORTING, JobState.SUBMITTED})
 
 
+def _whole_record(line: str) -> bool:
+    """A JSON object, complete: a record cut short never parses as one."""
+    try:
+        return isinstance(json.loads(line), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
 class Journal:
     """The journal of one output folder, open for one run (see :func:`open_journal`)."""
 
@@ -105,11 +114,21 @@ class Journal:
     def _append(self, line: bytes, durable: bool, key: Optional[str]) -> None:
         if self._fd is None:
             return
+        start = os.lseek(self._fd, 0, os.SEEK_END)
         try:
-            os.write(self._fd, line)
+            written = 0
+            while written < len(line):  # a full disk writes part of a record and says so only by its count
+                count = os.write(self._fd, line[written:])
+                if count <= 0:
+                    raise OSError(errno.ENOSPC, "no space left on the device")
+                written += count
             if durable:
                 os.fsync(self._fd)
         except OSError as error:
+            # Whole or not at all: a part of a record is cut away, so the lines
+            # after it (should space come back) never follow a torn one.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, start)
             note = f" The project key is {key}: note it." if key else ""
             raise JournalError(
                 f"cannot write the batch journal {self.path} ({error.strerror or error}); the batch stopped so "
@@ -133,7 +152,7 @@ class Journal:
             raise self._unreadable("not UTF-8 text") from None
         try:
             whole = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             whole = None  # several lines: version 2, or damaged
         if isinstance(whole, dict) and "jobs" in whole:
             self.entries = self._read_version_1(whole)
@@ -142,8 +161,10 @@ class Journal:
 
     def _read_lines(self, text: str) -> Dict[str, Entry]:
         lines = text.split("\n")
-        if len(lines) > 1 and lines[-1] != "":
-            # Torn by a kill in the middle of an append: it never happened. (The
+        if len(lines) > 1 and lines[-1] != "" and not _whole_record(lines[-1]):
+            # Torn by a kill in the middle of an append: it never happened. A
+            # whole record that only lost its final newline (an editor saved
+            # it so) is kept: it may hold the key of a paid render. (The
             # header is written whole, by a rename, so it is never torn.)
             lines[-1] = ""
         records = [self._record(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
@@ -168,7 +189,7 @@ class Journal:
     def _record(self, number: int, line: str) -> Dict[str, Any]:
         try:
             record = json.loads(line)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise self._unreadable(f"line {number} is not JSON: {error}") from None
         if not isinstance(record, dict):
             raise self._unreadable(f"line {number} is not a JSON object")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import string
 import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
@@ -98,15 +99,20 @@ def check_template(template: Any) -> str:
     naming what is wrong, before anything is sent."""
     if not isinstance(template, str) or not template.strip():
         raise ValueError(f"filename_template must be a non-empty string, not {template!r}")
+    known = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as error:
+        raise ValueError(f"filename_template {template!r} cannot be used: {error}") from None
+    for field in fields:
+        # A bare name only: an index or an attribute ({text[3]}, {position.real})
+        # could fail on one job's values, after its render was paid for.
+        if field not in TEMPLATE_FIELDS:
+            raise ValueError(f"filename_template uses {{{field}}}, which is not one of {known}")
     sample = {"position": 1, "text": "text", "key": "key", "name": "name", "language": "ko"}
     try:
         template.format(**{**dict.fromkeys(TEMPLATE_FIELDS, "x"), **sample})
-    except KeyError as error:
-        raise ValueError(
-            f"filename_template uses {{{error.args[0]}}}, which is not one of "
-            + ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
-        ) from None
-    except (ValueError, IndexError) as error:
+    except (KeyError, ValueError, IndexError, TypeError) as error:
         raise ValueError(f"filename_template {template!r} cannot be used: {error}") from None
     return template
 

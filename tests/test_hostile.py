@@ -1,0 +1,85 @@
+"""Hostile answers and hostile input after and before payment: no bare
+crash once a render is paid for, no escape sequence of the service's on the
+user's terminal, and input refused before anything is sent."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+from aistudios_chromakey import DownloadError, download_video, export_chromakeys
+from aistudios_chromakey.simulator import RenderPlan, Simulator
+
+from .conftest import SECRET
+from .test_cli import cli
+
+CLIP = resources.files("aistudios_chromakey").joinpath("data/chromakey.mp4").read_bytes()
+
+
+@pytest.fixture
+def odd_storage() -> Iterator[str]:
+    """A storage host that sends the clip with ``Content-Length: ²``
+    (``"²".isdigit()`` is true, ``int("²")`` fails)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            with sock:
+                sock.recv(65536)
+                head = "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: ²\r\nConnection: close\r\n\r\n"
+                sock.sendall(head.encode("latin-1") + CLIP)
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/v/clip.mp4"
+    listener.close()
+
+
+def test_a_content_length_of_unicode_digits_is_no_crash(odd_storage: str, tmp_path: Path) -> None:
+    try:
+        path = download_video(odd_storage, out_dir=tmp_path)
+    except DownloadError:
+        return  # refused in words: fine
+    assert path.read_bytes() == CLIP
+
+
+@pytest.mark.parametrize("template", ["{text[3]}", "{position[0]}", "{position.real}"])
+def test_a_template_that_could_fail_on_one_job_is_refused_before_sending(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, template: str
+) -> None:
+    with pytest.raises(ValueError, match="filename_template uses"):
+        export_chromakeys(jobs, SECRET, base_url=sim.base_url, out_dir=tmp_path, filename_template=template)
+    jobs_file = tmp_path / "jobs.json"
+    jobs_file.write_text(json.dumps(jobs), encoding="utf-8")
+    result = cli("run", str(jobs_file), "--base-url", sim.base_url, "--name", template, cwd=tmp_path)
+    assert result.returncode == 2 and "--name" in result.stderr
+    assert sim.log == []
+
+
+def test_a_jobs_file_nested_too_deeply_is_a_usage_error(sim: Simulator, tmp_path: Path) -> None:
+    jobs_file = tmp_path / "jobs.json"
+    jobs_file.write_text("[" * 200_000 + "]" * 200_000, encoding="utf-8")
+    result = cli("run", str(jobs_file), "--base-url", sim.base_url, cwd=tmp_path)
+    assert result.returncode == 2 and "nested too deeply" in result.stderr
+    assert sim.log == []
+
+
+def test_the_services_escape_sequences_never_reach_the_terminal(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    sim.plan(RenderPlan(reject="bad model \x1b]52;c;aGVsbG8=\x07 \x1b[2J\x1b]0;pwned\x07"))
+    jobs_file = tmp_path / "jobs.json"
+    jobs_file.write_text(json.dumps(jobs[:1]), encoding="utf-8")
+    result = cli("run", str(jobs_file), "--base-url", sim.base_url, "--poll-interval", "0.05", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "bad model" in result.stdout + result.stderr
+    assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout + result.stderr
