@@ -30,6 +30,7 @@ error. Formulas count by the value Excel last computed.
 from __future__ import annotations
 
 import codecs
+import collections
 import csv
 import datetime
 import importlib
@@ -262,10 +263,11 @@ def _header(path: Path, where: str, cells: Sequence[Any], data: _Rows) -> List[O
             f"{path}, {where}: the header lacks the column(s) {', '.join(missing)} (found: {found}); "
             f"it needs {','.join(REQUIRED_FIELDS)} in any order, then any optional columns{first_row}"
         )
+    counts = collections.Counter(names)  # counted once: a header may have very many columns
     for index, name in enumerate(names):
         if not name and any(not _blank(row[index]) for _, row in data if index < len(row)):
             raise JobsFileError(f"{path}, {where}: column {index + 1} holds cells but has no name in the header")
-        if name and names.count(name) > 1:
+        if name and counts[name] > 1:
             raise JobsFileError(f"{path}, {where}: the header names the column {name!r} more than once")
     return [name or None for name in names]
 

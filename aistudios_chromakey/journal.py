@@ -283,7 +283,10 @@ def open_journal(folder: Path, keep: bool) -> Iterator[Journal]:
     compacted; with ``keep=False`` a journal that remembers nothing."""
     journal = Journal(folder)
     if not keep:
-        yield journal
+        # No journal, but still the folder's one run: another run's leftover
+        # cleaning must never take this run's downloads for a killed run's.
+        with _folder_lock(folder):
+            yield journal
         return
     with _folder_lock(folder):
         journal.load()
@@ -331,7 +334,7 @@ def _folder_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise JournalError(
-                f"another run is using the batch journal in {folder}: wait for it to finish, or stop it, then "
+                f"another run is using the output folder {folder}: wait for it to finish, or stop it, then "
                 "run this batch again. Nothing was sent."
             ) from None
         yield

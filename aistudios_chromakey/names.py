@@ -7,6 +7,7 @@ import errno
 import os
 import re
 import string
+import threading
 import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
@@ -151,8 +152,11 @@ def first_words(text: str, limit: int) -> str:
 
 
 def check_filename(filename: Any) -> str:
-    """A file name given by the caller: a plain name, no folders (a
-    ``ValueError`` otherwise), with ``.mp4`` added when it has no extension."""
+    """A file name given by the caller (a job's ``filename``): a plain name,
+    no folders (a ``ValueError`` otherwise), made safe as every name the
+    library writes is (:func:`safe_name`: control, reserved and bidi
+    characters replaced, leading dots and device names defused, ``.mp4`` in
+    place of an extension that is not a video's)."""
     if (
         not isinstance(filename, str)
         or not filename.strip()
@@ -160,13 +164,12 @@ def check_filename(filename: Any) -> str:
         or re.search(r"[/\\\x00]", filename)
     ):
         raise ValueError(f"filename must be a plain file name without folders, not {filename!r}")
-    name: str = filename
-    stem, dot, extension = name.rpartition(".")
-    if not (dot and stem and extension.isalnum()):
-        name += DEFAULT_EXTENSION  # a video's name says it is one
-    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise ValueError(f"filename must be at most {MAX_NAME_BYTES} bytes long, not {name[:40]!r}...")
-    return name
+    if len(filename.encode("utf-8")) > MAX_NAME_BYTES:
+        raise ValueError(f"filename must be at most {MAX_NAME_BYTES} bytes long, not {filename[:40]!r}...")
+    return safe_name(filename)
+
+
+_PLACING = threading.Lock()
 
 
 def place(temporary: Path, folder: Path, name: str, same: Optional[Callable[[Path], bool]] = None) -> Path:
@@ -189,11 +192,18 @@ def place(temporary: Path, folder: Path, name: str, same: Optional[Callable[[Pat
         except OSError as error:
             if error.errno not in _NO_HARD_LINKS:
                 raise
-            # No hard links on this file system: fall back to a check and a rename.
-            if candidate.exists():
-                continue
-            os.replace(temporary, candidate)
-            return candidate
+            # No hard links on this file system (FAT, exFAT, some shares): a
+            # check and a rename, one download at a time, or two finishing
+            # together would both find the name free. (Another process is
+            # kept out of the folder by the batch's folder lock.)
+            with _PLACING:
+                if candidate.exists():
+                    if same is not None and same(candidate):
+                        os.unlink(temporary)
+                        return candidate
+                    continue
+                os.replace(temporary, candidate)
+                return candidate
         os.unlink(temporary)
         return candidate
     raise FileExistsError(errno.EEXIST, f"too many files named like {name!r}", str(folder))

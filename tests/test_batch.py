@@ -516,8 +516,11 @@ def test_a_second_run_on_the_same_folder_is_refused_before_sending(
     other_run = os.open(tmp_path, os.O_RDONLY)
     fcntl.flock(other_run, fcntl.LOCK_EX)
     try:
-        with pytest.raises(JournalError, match="another run is using the batch journal"):
+        with pytest.raises(JournalError, match="another run is using the output folder"):
             export_chromakeys(jobs, SECRET, out_dir=tmp_path, **fast)
+        # Without a journal too: a normal run's cleaning would take its downloads for a killed run's.
+        with pytest.raises(JournalError, match="another run is using the output folder"):
+            export_chromakeys(jobs, SECRET, out_dir=tmp_path, resume=False, **fast)
     finally:
         os.close(other_run)
     assert sim.log == []

@@ -83,3 +83,14 @@ def test_the_services_escape_sequences_never_reach_the_terminal(
     assert result.returncode == 1
     assert "bad model" in result.stdout + result.stderr
     assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout + result.stderr
+
+
+def test_a_header_of_very_many_columns_is_read_in_linear_time(tmp_path: Path) -> None:
+    columns = ["language", "text", "model", "clothes", *(f"c{n}" for n in range(300_000))]
+    jobs_file = tmp_path / "wide.csv"
+    cells = ["ko", "안녕", "M000004017", "BG00006160", *([""] * 300_000)]
+    jobs_file.write_text(",".join(columns) + "\n" + ",".join(cells) + "\n", encoding="utf-8")
+    # Counted once, 300,000 names take a second or so; counted once per column, hours.
+    result = cli("run", str(jobs_file), "--dry-run", "--base-url", "http://127.0.0.1:9", cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "1 job(s)" in result.stdout

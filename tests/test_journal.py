@@ -4,11 +4,14 @@ all, and read back whole however the file was saved."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any, Dict, List
+
+import pytest
 
 from aistudios_chromakey import export_chromakeys
 from aistudios_chromakey.journal import JOURNAL_NAME, Entry, JobState, open_journal
@@ -80,3 +83,35 @@ def test_a_full_disk_never_leaves_a_torn_record_behind(tmp_path: Path) -> None:
         journal.put("after#1", Entry(99, JobState.SUBMITTED, "key-after"))
     with open_journal(tmp_path, keep=True) as journal:
         assert journal.get("after#1") is not None
+
+
+_EXPORT_ONE = textwrap.dedent(
+    """
+    import sys
+    from aistudios_chromakey import export_chromakeys
+    job = {"language": "ko", "text": "hi", "model": "M000004017", "clothes": "BG00006160"}
+    try:
+        export_chromakeys([job], sys.argv[3], base_url=sys.argv[1], out_dir=sys.argv[2], poll_interval=0.05)
+    except Exception as error:
+        print(type(error).__name__, error)
+    """
+)
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace injects the failed fsync")
+def test_a_failed_fsync_of_the_exporting_record_leaves_the_job_free_to_export(sim: Simulator, tmp_path: Path) -> None:
+    # The third fsync of a run is the one of the record written just before the
+    # export is sent (after the journal's two at opening): it fails with EIO.
+    result = subprocess.run(
+        ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e", "inject=fsync:error=EIO:when=3",
+         sys.executable, "-c", _EXPORT_ONE, sim.base_url, str(tmp_path), SECRET],
+        capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.stdout.startswith("JournalError"), result.stdout + result.stderr
+    assert sim.exports == []  # stopped before sending
+    again = subprocess.run(
+        [sys.executable, "-c", _EXPORT_ONE, sim.base_url, str(tmp_path), SECRET],
+        capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert again.stdout == "", again.stdout  # not "ExportUncertain" forever: exported and saved
+    assert len(sim.exports) == 1 and len(list(tmp_path.glob("*.mp4"))) == 1
