@@ -85,10 +85,23 @@ class BoxWalk:
         else:
             self.boundary += size
 
-    def verdict(self) -> Optional[str]:
-        """``None`` when the bytes fed so far are a whole file; else what is wrong."""
-        if self.problem is not None or self.open_ended:
+    def verdict(self, announced: bool = False) -> Optional[str]:
+        """``None`` when the bytes fed so far are a whole file; else what is
+        wrong. ``announced``: their length was announced and all of it came."""
+        if self.problem is not None:
             return self.problem
+        if self.open_ended:
+            # The walk ends at a size-0 box, but the file must still be a video;
+            # and without an announced length nothing tells its end from a cut.
+            missing = [kind.decode() for kind in (b"moov", b"mdat") if kind not in self.kinds]
+            if missing:
+                return f"the file has no MP4 {' and '.join(missing)} box before the one that runs to its end"
+            if not announced:
+                return (
+                    f"its last MP4 box ({self.kind.decode('latin-1')!r}) runs to the end of the file and no length "
+                    "was announced, so a cut cannot be told from the end"
+                )
+            return None
         name = self.kind.decode("latin-1")
         if self.boundary > self.position:
             return f"the file ends inside its MP4 box {name!r}, {self.boundary - self.position} bytes short"

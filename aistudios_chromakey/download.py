@@ -318,7 +318,7 @@ class _Transfer:
     def whole_by_its_boxes(self) -> bool:
         """An MP4 ends where its last top-level box does: without an announced
         length, that alone tells a clean cut-off from the end of the video."""
-        verdict = self.walk.verdict() if is_iso_media(self.head) else None
+        verdict = self.walk.verdict(announced=self.total is not None) if is_iso_media(self.head) else None
         if verdict is None:
             return True
         if self.total is None:

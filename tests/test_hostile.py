@@ -9,7 +9,7 @@ import socket
 import threading
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
@@ -94,3 +94,63 @@ def test_a_header_of_very_many_columns_is_read_in_linear_time(tmp_path: Path) ->
     result = cli("run", str(jobs_file), "--dry-run", "--base-url", "http://127.0.0.1:9", cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "1 job(s)" in result.stdout
+
+
+def _open_ended(clip: bytes) -> bytes:
+    """``clip`` with its last top-level box's size written as 0 ("to the end of the file")."""
+    at = last = 0
+    while at < len(clip):
+        last, at = at, at + int.from_bytes(clip[at : at + 4], "big")
+    return clip[:last] + b"\0\0\0\0" + clip[last + 4 :]
+
+
+_ZEROS = b"\0\0\0\x18ftypisom\0\0\0\0isomiso2" + b"\0\0\0\0free" + b"\0" * 300_000
+
+
+@pytest.fixture
+def storage() -> Iterator[Callable[[bytes, bool], str]]:
+    """A storage host serving given bytes, with or without a Content-Length."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    served: Dict[str, Any] = {}
+
+    def serve() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            with sock:
+                sock.recv(65536)
+                length = f"Content-Length: {len(served['body'])}\r\n" if served["length"] else ""
+                head = f"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\n{length}Connection: close\r\n\r\n"
+                sock.sendall(head.encode() + served["body"])
+
+    def serving(body: bytes, length: bool) -> str:
+        served.update(body=body, length=length)
+        return f"http://127.0.0.1:{listener.getsockname()[1]}/v/clip.mp4"
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield serving
+    listener.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [_open_ended(CLIP)[: len(CLIP) // 2], _open_ended(CLIP), _ZEROS],
+    ids=["open-ended-cut-at-half", "open-ended-whole", "ftyp-then-zeros"],
+)
+def test_a_body_without_length_that_cannot_be_proven_whole_is_not_saved(
+    storage: Callable[[bytes, bool], str], tmp_path: Path, body: bytes
+) -> None:
+    with pytest.raises(DownloadError):
+        download_video(storage(body, False), out_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_open_ended_box_is_whole_when_its_length_was_announced(
+    storage: Callable[[bytes, bool], str], tmp_path: Path
+) -> None:
+    body = _open_ended(CLIP)
+    assert download_video(storage(body, True), out_dir=tmp_path).read_bytes() == body
+    with pytest.raises(DownloadError, match="no MP4 moov and mdat box"):
+        download_video(storage(_ZEROS, True), out_dir=tmp_path / "zeros")
