@@ -65,6 +65,7 @@ class _Task:
     watch: Optional[Watch] = None
     next_poll: float = 0.0
     recheck: bool = False  # an earlier run saw it fail: export anew if it still does
+    delivered: Optional[Entry] = None  # an earlier run saved its video, which is no longer in the folder
     saved: Optional[SavedVideo] = None
     received: Optional[int] = None  # bytes of its video so far, while it downloads
     total: Optional[int] = None
@@ -134,6 +135,15 @@ def run_batch(
     if failures:
         raise BatchError(failures, paths)
     return [path for path in paths if path is not None]
+
+
+def _gone(task: _Task, entry: Entry, folder: Path, error: RenderFailed) -> str:
+    digest = f", sha256 {entry.sha256[:16]}..." if entry.sha256 else ""
+    return (
+        f"job {task.position}: an earlier run saved its video ({entry.file}{digest}), which is no longer in "
+        f"{folder}, and the service no longer gives it ({error}). It is not exported again, which would be paid "
+        "for twice: put the file back, or to export it anew run this job on its own with resume=False"
+    )
 
 
 class _Scheduler:
@@ -251,6 +261,7 @@ class _Scheduler:
         if entry.state in (JobState.SUBMITTED, JobState.DONE) and entry.project_key:
             # Accepted earlier (and maybe downloaded, but the file is gone): poll the same render again.
             task.project_key = entry.project_key
+            task.delivered = entry if entry.state is JobState.DONE else None
             return False
         if entry.state in (JobState.UNCERTAIN, JobState.EXPORTING):
             self.fail(
@@ -329,6 +340,11 @@ class _Scheduler:
         except (AuthenticationError, JournalError):
             raise
         except RenderFailed as error:
+            if task.delivered is not None:
+                # Paid for and delivered once: the user moved the video away and the
+                # service let the project go. A new export would be a second payment.
+                self.fail(task, RenderFailed(_gone(task, task.delivered, self.settings.folder, error)))
+                return
             if task.recheck:
                 logger.info("job %d: project %s still failed; exporting it anew", task.position, task.project_key)
                 task.project_key, task.recheck = None, False

@@ -71,6 +71,9 @@ from .polling import (
 
 logger = logging.getLogger("aistudios_chromakey")
 
+#: Seconds after a token request that got no answer before the next is sent.
+MINT_PAUSE = 60.0
+
 _USER_AGENT = f"aistudios-chromakey/{VERSION} python-requests/{requests.__version__}"
 
 
@@ -125,6 +128,7 @@ class Client:
         self._poll_gate = PollGate(max_polls_per_second)
         self._models: Optional[List[Model]] = None
         self._states_told: Dict[str, set[str]] = {}  # unknown V3 states logged, per project
+        self._mint_failed: Optional[tuple[float, ServiceError]] = None  # when minting last failed, and how
         self._api = api_session(session)
         self._settings_from = session
         self._local = threading.local()
@@ -223,12 +227,18 @@ class Client:
     def _mint(self) -> str:
         """Mint a V3 access token from the AppId and the UserKey."""
         what = "minting an access token"
+        failed = self._mint_failed
+        if failed is not None and time.monotonic() - failed[0] < MINT_PAUSE:
+            # A token endpoint that just hung or could not be reached is not
+            # asked again by every job of a batch, each waiting out its bound.
+            raise ServiceError(f"{failed[1]} (not asked again for {MINT_PAUSE:g} s)", unreachable=failed[1].unreachable)
         try:
             answer = self._exchange("POST", TOKEN_PATH, what, self.credentials.minting_body())
         except NetworkProblem as problem:
-            raise ServiceError(
-                f"{what}: the service could not be reached ({problem})", unreachable=problem.not_sent
-            ) from None
+            error = ServiceError(f"{what}: the service could not be reached ({problem})", unreachable=problem.not_sent)
+            self._mint_failed = (time.monotonic(), error)
+            raise error from None
+        self._mint_failed = None
         if answer.status in (400, 401, 403, 404) or (answer.body is not None and not answer.ok):
             raise AuthenticationError(
                 f"{what}: the service refused the AppId and UserKey ({answer.detail}). Copy both again from "

@@ -755,3 +755,20 @@ def test_show_progress_is_one_word_for_each_tenth_of_every_render(
     assert any("job 1 done" in line for line in lines)
     assert len(lines) == len(set(lines))
     assert SECRET not in stream.getvalue()
+
+
+def test_videos_moved_away_after_the_service_let_their_projects_go_are_never_exported_again(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    paths = export_chromakeys(jobs[:2], SECRET, out_dir=tmp_path, **fast)
+    published = tmp_path / "published"
+    published.mkdir()
+    for path in paths:
+        path.rename(published / path.name)  # moved away to be published
+    sim.purge()
+    for _ in range(3):
+        with pytest.raises(BatchError) as caught:
+            export_chromakeys(jobs[:2], SECRET, out_dir=tmp_path, **fast)
+        assert [position for position, _ in caught.value.failures] == [1, 2]
+        assert "It is not exported again" in str(caught.value)
+    assert len(sim.exports) == 2

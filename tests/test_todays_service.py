@@ -332,3 +332,14 @@ def test_a_short_secret_does_not_shred_the_services_message(sim: Simulator) -> N
     with pytest.raises(AuthenticationError) as caught:  # "a": a typo, a test value; no issued AppId is that short
         request_export(JOB, app_id="a", user_key="sim-user-key", base_url=sim.base_url)
     assert "invalid appId or userKey" in str(caught.value)
+
+
+def test_a_hanging_token_endpoint_is_asked_once_not_once_per_job(sim: Simulator, tmp_path: Path) -> None:
+    sim.fault("token", "hang", times=100, seconds=5)
+    jobs = [dict(JOB, text=f"job {n}") for n in range(5)]
+    with pytest.raises(BatchError) as caught:
+        export_chromakeys(jobs, **V3_KEYS, base_url=sim.base_url, out_dir=tmp_path, poll_interval=0.05,
+                          request_timeout=(0.5, 0.5))  # fmt: skip
+    assert len(caught.value.failures) == 5
+    assert all("minting an access token" in str(error) for _, error in caught.value.failures)
+    assert len(sim.requests("api", "/api/odin/v3/auth/token")) == 1 and sim.exports == []

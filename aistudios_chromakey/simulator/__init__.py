@@ -220,6 +220,14 @@ class Simulator:
         misbehave; see :class:`Fault` for the kinds and their options."""
         self._faults.add(route, Fault(kind, times, **options))
 
+    def purge(self, *keys: str) -> None:
+        """Forget projects (all of them without ``keys``), as a service that
+        keeps finished projects for a while: their progress is then "project
+        not found", and their videos are gone."""
+        with self._service.lock:
+            for key in keys or list(self._service.projects):
+                self._service.projects.pop(key, None)
+
     def replace_video(self, key: str, size: Optional[int] = None) -> None:
         """From now on, serve other bytes (and another ETag) for a project's
         video; ``size`` bytes long, by default as long as before."""
