@@ -41,7 +41,7 @@ from .jobs import Job, check_jobs
 from .journal import Entry, JobState, Journal, open_journal, sync_folder
 from .names import check_template, video_name
 from .polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT, Watch, check_timing
-from .preflight import check_adopted, check_concurrency, check_folder, fingerprints
+from .preflight import check_adopted, check_concurrency, check_folder, fingerprints, projects_like
 from .preflight import check_catalogue as check_models
 
 if TYPE_CHECKING:
@@ -159,6 +159,7 @@ class _Scheduler:
         self.rendering: List[Any] = []  # accepted: a heap of (next poll, position, task)
         self.downloads = Downloads(client, min(concurrency, MAX_DOWNLOADS))
         self.accepted = 0  # exports accepted in this run
+        self.projects: Optional[List[Mapping[str, Any]]] = None  # V3: the account's list, once asked
 
     def run(self, tasks: List[_Task], adopted: Mapping[int, str]) -> None:
         for position, key in adopted.items():  # keys the caller gives back: as if this run got them
@@ -269,11 +270,36 @@ class _Scheduler:
                 ExportUncertain(
                     f"job {task.position}: an earlier run sent its export but lost the answer, so it may exist and "
                     "be paid for. Check your AI STUDIOS dashboard; to export it anyway, run it on its own with "
-                    "resume=False."
+                    "resume=False." + self.adoption_hint(task)
                 ),
             )
             return True
         return False
+
+    def adoption_hint(self, task: _Task) -> str:
+        """V3: the account's listed projects that may be this job's lost
+        export, with the ``adopt`` that takes one. Never adopted on its own:
+        the list gives a project's name, not the model, clothes or time of
+        the request that made it, so no match is certain."""
+        if not self.client.flow.mints_tokens:
+            return ""
+        if self.projects is None:
+            try:
+                self.projects = self.client.projects()
+            except AIStudiosError as error:
+                logger.warning("the list of projects could not be read (%s)", error)
+                self.projects = []
+        known = {entry.project_key for entry in self.journal.entries.values() if entry.project_key}
+        found = projects_like(self.projects, str(task.job.body.get("text", "")), known)
+        if not found:
+            return ""
+        listed = "; ".join(f"{key} (named {name!r}, {state or 'no state'})" for key, name, state in found[:5])
+        key = found[0][0]
+        return (
+            f" The service lists {len(found)} project(s) that may be it: {listed}. If one is this job's, "
+            f"adopt={{{task.position}: {key!r}}} (on the command line --adopt {task.position}={key}) downloads "
+            "it without a new export."
+        )
 
     def intact(self, entry: Entry) -> bool:
         """The finished file is still there, at the size it was saved with."""

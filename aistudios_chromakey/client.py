@@ -56,7 +56,7 @@ from .errors import (
     ServiceError,
 )
 from .events import ProgressCallback
-from .flows import AUTH_PATH, DROPDOWN_PATH, MODEL_PATH, TOKEN_PATH, flow_named, service_address
+from .flows import AUTH_PATH, DROPDOWN_PATH, MODEL_PATH, PROJECTS_PATH, TOKEN_PATH, flow_named, service_address
 from .jobs import Job, check_job
 from .names import check_filename, safe_filename
 from .polling import (
@@ -422,6 +422,22 @@ class Client:
                 raise ServiceError("the model catalogue: " + "; ".join(problems))
         return list(self._models)
 
+    def projects(self) -> List[Mapping[str, Any]]:
+        """V3: the account's exported projects, as the service lists them
+        (each with ``id``, ``name``, ``state``, ``download_url``; the list's
+        envelope is not documented, so a list under ``data``, ``projects``
+        or ``list`` is taken); :class:`ServiceError` when there is none."""
+        if not self.flow.mints_tokens:
+            raise ValueError("the legacy API documents no list of projects")
+        answer = self._get(PROJECTS_PATH, "the list of projects")
+        found: Any = answer.body
+        for _ in range(3):
+            if isinstance(found, Mapping):
+                found = next((found[k] for k in ("data", "projects", "list") if k in found), None)
+        if answer.status >= 400 or not isinstance(found, list):
+            raise ServiceError(f"the list of projects: not available ({answer.detail})", status=answer.status)
+        return [item for item in found if _has_id(item)]
+
     def verify_credentials(self) -> Optional[bool]:
         """Whether the service accepts this client's credential, sending no
         export: True or False on V3 (a token is minted from an AppId and a
@@ -452,3 +468,7 @@ class Client:
         """Export every job and download its video; see
         :func:`aistudios_chromakey.export_chromakeys` for the options."""
         return run_batch(self, jobs, **options)
+
+
+def _has_id(item: Any) -> bool:
+    return isinstance(item, Mapping) and isinstance(item.get("id"), (str, int)) and not isinstance(item.get("id"), bool)

@@ -76,6 +76,8 @@ TOKEN_PATH = "/api/odin/v3/auth/token"
 AUTH_PATH = "/api/odin/v3/auth"
 #: V3: the model catalogue with clothes (listed by the docs up to 1.4.x).
 MODEL_PATH = "/api/odin/v3/model"
+#: V3: the account's exported projects (``id``, ``name``, ``state``, ``download_url``).
+PROJECTS_PATH = "/api/odin/v3/editor/project"
 #: V3: the model list of today's docs (1.5.x on): ``{id, label, avatarType}``, no clothes.
 DROPDOWN_PATH = "/api/odin/v3/dropdown/models"
 

@@ -10,7 +10,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Collection, Dict, List, Mapping, Optional, Tuple
 
 from .catalogue import check_jobs_against
 from .errors import JournalError, ServiceError
@@ -98,3 +98,21 @@ def check_folder(folder: Path) -> None:
             f"the output folder {folder} has only {free // (1024 * 1024)} MiB free, not enough for a video; "
             "nothing was sent"
         )
+
+
+def projects_like(projects: List[Mapping[str, Any]], text: str, known: Collection[str]) -> List[Tuple[str, str, str]]:
+    """``(key, name, state)`` of the listed projects that may be the lost
+    export of a job whose script is ``text``: not the project of any job the
+    journal knows, and named with that text (the whole of it, or a start of
+    at least ten characters, as a shortened title would be). The list's
+    ``name`` is not documented; where it holds anything else, nothing
+    matches and the dashboard is the way."""
+    wanted = " ".join(text.split())
+    found = []
+    for item in projects:
+        key = str(item.get("id", "")).strip()
+        name = " ".join(str(item.get("name") or "").split())
+        stem = name.rstrip(".…").rstrip()
+        if key and key not in known and name and (name == wanted or (len(stem) >= 10 and wanted.startswith(stem))):
+            found.append((key, name, str(item.get("state") or "")))
+    return found

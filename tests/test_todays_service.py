@@ -343,3 +343,25 @@ def test_a_hanging_token_endpoint_is_asked_once_not_once_per_job(sim: Simulator,
     assert len(caught.value.failures) == 5
     assert all("minting an access token" in str(error) for _, error in caught.value.failures)
     assert len(sim.requests("api", "/api/odin/v3/auth/token")) == 1 and sim.exports == []
+
+
+# --- an export paid for but never recorded ----------------------------------------------------
+
+
+@pytest.mark.parametrize("naming", ["text", "title", "none"])
+def test_a_lost_export_is_looked_for_in_the_list_of_projects_and_adopted_by_hand(tmp_path: Path, naming: str) -> None:
+    job = dict(JOB, text="안녕하세요, 저는 잃어버린 작업입니다. 다시 찾아 주세요.")
+    with Simulator(SECRET, render_seconds=0.2, project_name=naming) as sim:
+        sim.fault("export", "accept_then_status", status=502)  # taken, then the answer is lost
+        for _ in range(2):  # the run that lost it, then the one that looks for it
+            with pytest.raises(BatchError) as caught:
+                _v3_batch(sim, tmp_path, [job])
+        [export] = sim.exports
+        text = str(caught.value)
+        if naming == "none":  # nothing to match a project by: the dashboard is the way
+            assert "may be it" not in text and "dashboard" in text
+            return
+        assert f"may be it: {export.key}" in text and f"--adopt 1={export.key}" in text
+        assert len(sim.exports) == 1  # offered, never adopted nor exported on its own
+        [path] = _v3_batch(sim, tmp_path, [job], adopt={1: export.key})
+        assert path.read_bytes() == sim.video(export.key) and len(sim.exports) == 1

@@ -119,6 +119,7 @@ class Simulator:
     is_export = _Knob[str]()
     catalogue_pages = _Knob[str]()
     opaque_tokens = _Knob[bool]()
+    project_name = _Knob[str]()
     catalogue_envelope = _Knob[bool]()
     check_catalogue = _Knob[bool]()
     old_host_status = _Knob[int]()

@@ -30,7 +30,7 @@ __all__ = [
     "reshape",
 ]
 
-ROUTES = ("export", "progress", "download", "token", "model", "dropdown")
+ROUTES = ("export", "progress", "download", "token", "model", "dropdown", "projects")
 _ANY = ROUTES
 #: The routes each kind applies to.
 KINDS: Dict[str, Tuple[str, ...]] = {

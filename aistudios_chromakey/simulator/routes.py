@@ -25,6 +25,7 @@ TOKEN_PATH = "/api/odin/v3/auth/token"
 AUTH_PATH = "/api/odin/v3/auth"
 MODEL_PATH = "/api/odin/v3/model"
 DROPDOWN_PATH = "/api/odin/v3/dropdown/models"
+PROJECTS_PATH = "/api/odin/v3/editor/project"
 
 
 @dataclass
@@ -54,7 +55,8 @@ def route_of(server: str, method: str, path: str) -> str:
         return "other"
     if any(path.startswith(prefix) for prefix in PROGRESS_PREFIXES):
         return "progress"
-    return {MODEL_PATH: "model", DROPDOWN_PATH: "dropdown", AUTH_PATH: "auth"}.get(path, "other")
+    routes = {MODEL_PATH: "model", DROPDOWN_PATH: "dropdown", AUTH_PATH: "auth", PROJECTS_PATH: "projects"}
+    return routes.get(path, "other")
 
 
 def flow_of(path: str) -> str:
@@ -82,7 +84,7 @@ class Router:
         credential = request.headers.get("Authorization")
         if route == "auth":
             return self.service.is_authenticated(credential)
-        if route in ("export", "progress", "model", "dropdown"):
+        if route in ("export", "progress", "model", "dropdown", "projects"):
             refused = self.service.authorise(api, credential)
             if refused is not None:
                 return refused
@@ -116,6 +118,8 @@ class Router:
             return self.service.export(api, request.body)
         if route == "token":
             return self.service.mint(request.body)
+        if route == "projects":
+            return self.service.project_list()
         if route in ("model", "dropdown"):
             return self.service.catalogue_answer("old" if route == "model" else "dropdown")
         key = _after_prefix(request.path)

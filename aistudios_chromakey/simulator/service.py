@@ -175,6 +175,24 @@ class Service:
             return "CLOTHES_NOT_FOUND", f"clothes not found: {clothes}"
         return None
 
+    def project_list(self) -> Answer:
+        """``GET /api/odin/v3/editor/project``: the account's V3 projects,
+        ``{id, name, state, download_url}`` (the envelope as elsewhere)."""
+        listed = []
+        with self.lock:
+            projects = [p for p in self.projects.values() if p.api == "v3"]
+            now = time.monotonic()
+            for project in projects:
+                done = progress_at(project.plan, now - project.created) >= 100 and not self._draft(project)
+                text = str(project.body.get("text", ""))
+                name = {"text": text, "title": text[:20] + ("..." if len(text) > 20 else ""), "none": ""}
+                entry = {"id": project.key, "name": name[self.settings.project_name],
+                         "state": "exported" if done else "exporting"}  # fmt: skip
+                if done:
+                    entry["download_url"] = self.storage.address(project.key, f"{project.key}.mp4", None)
+                listed.append(entry)
+        return json_answer(200, {"success": True, "data": listed})
+
     # --- progress ---------------------------------------------------------------------
 
     def address_field(self, api: str, plan: Optional[RenderPlan] = None) -> str:

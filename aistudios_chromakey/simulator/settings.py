@@ -21,6 +21,7 @@ CHOICES = {
     "progress_state": ("exported", "complete", "other", "none"),
     "is_export": ("lenient", "strict"),
     "catalogue_pages": ("both", "dropdown", "old"),
+    "project_name": ("text", "title", "none"),
     "integrity": ("none", "etag-md5", "multipart-etag", "content-md5", "sha256"),
 }
 
@@ -60,6 +61,9 @@ class Settings:
     :ivar catalogue_pages: which model lists the service has: ``"both"``,
         ``"dropdown"`` (only ``/api/odin/v3/dropdown/models``, as 1.5.x and
         1.6.x list) or ``"old"`` (only ``/api/odin/v3/model``).
+    :ivar project_name: what the V3 list of projects gives as a project's
+        ``name`` (undocumented): the script's ``"text"``, a ``"title"`` (its
+        first 20 characters and "..."), or ``"none"`` (an empty name).
     :ivar opaque_tokens: minted tokens are random strings, not JWTs: nothing
         in them says when they expire (the docs promise only "1 day").
     :ivar catalogue_envelope: the model catalogue comes as ``{"success":
@@ -96,6 +100,7 @@ class Settings:
     is_export: str = "lenient"
     catalogue_pages: str = "both"
     opaque_tokens: bool = False
+    project_name: str = "text"
     catalogue_envelope: bool = True
     check_catalogue: bool = True
     old_host_status: int = 301
