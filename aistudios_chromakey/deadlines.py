@@ -34,6 +34,14 @@ class Guard:
         """Move the deadline to ``seconds`` from now, if that is later (a download making progress)."""
         self.deadline = max(self.deadline, time.monotonic() + seconds)
 
+    def reset(self, seconds: float) -> None:
+        """Move the deadline to ``seconds`` from now, earlier or later (a body
+        that has begun to flow answers to the stall bound, not the request's)."""
+        deadline = time.monotonic() + seconds
+        earlier, self.deadline = deadline < self.deadline, deadline
+        if earlier:
+            _watchdog.watch(self)  # the watchdog may be asleep until the old deadline
+
 
 class _Watchdog:
     def __init__(self) -> None:

@@ -180,12 +180,21 @@ class _Transfer:
             if self.progress is not None:  # where a caller that stops the download learns it
                 self.progress(self.received, self.total)
             if attempt < ATTEMPTS:
-                time.sleep(min(RETRY_PAUSE * 2**attempt, 4.0))
+                self.pause(min(RETRY_PAUSE * 2**attempt, 4.0))
         total = self.total if self.total is not None else "an unknown number of"
         raise DownloadError(
             f"{where(self.url)}: only {self.received} of {total} bytes arrived after {ATTEMPTS} attempts "
             f"({self.problem}); nothing was saved"
         )
+
+    def pause(self, seconds: float) -> None:
+        """Wait before the next attempt, telling the caller every tenth of a
+        second: a batch that stops meanwhile ends it at once (its callback raises)."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
+            if self.progress is not None:
+                self.progress(self.received, self.total)
 
     def attempt(self) -> bool:
         """One request; True when the whole body has arrived."""
@@ -287,7 +296,7 @@ class _Transfer:
             if not chunk:
                 return
             now = time.monotonic()
-            guard.extend(STALL_SECONDS)
+            guard.reset(STALL_SECONDS)  # from the first chunk on, only the stall bound counts
             size = _READ if now - last < STALL_SECONDS / 8 else _FIRST_READ
             last = now
             if self.received + len(chunk) > limit:

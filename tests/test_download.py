@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -22,6 +24,8 @@ from aistudios_chromakey.names import safe_filename
 from aistudios_chromakey.simulator import RenderPlan, Simulator
 
 from .conftest import SECRET
+
+JOB = {"language": "ko", "text": "hi", "model": "M000004017", "clothes": "BG00006160"}
 
 
 def _finished(sim: Simulator, jobs: List[Dict[str, Any]], **plan: Any) -> str:
@@ -564,3 +568,49 @@ def test_progress_without_a_length_reports_no_total(sim: Simulator, jobs: List[D
     calls: List[Any] = []
     _save(url, tmp_path, progress=lambda received, total: calls.append((received, total)))
     assert calls[0][1] is None and calls[-1] == (SIZE, None)
+
+
+def test_a_body_that_stalls_once_it_flows_is_cut_by_the_stall_bound_not_the_read_timeout(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(download, "STALL_SECONDS", 0.5)
+    sim.plan(RenderPlan(seconds=0, size=2_000_000))
+    key = request_export(JOB, SECRET, base_url=sim.base_url)
+    url = wait_for_video(key, SECRET, base_url=sim.base_url, poll_interval=0.05)
+    sim.fault("download", "stall", fraction=0.1, seconds=20)  # 200 kB, then silence
+    path = download_video(url, out_dir=tmp_path, request_timeout=(5, 5))
+    assert path.read_bytes() == sim.video(key)
+    interruptions = [r.getMessage() for r in caplog.records if "interrupted" in r.getMessage()]
+    assert len(interruptions) == 1 and "(no progress for 0.5 s)" in interruptions[0]
+
+
+_WAITING_CHILD = """
+import sys
+from aistudios_chromakey import download, export_chromakeys
+download.RETRY_PAUSE = 1.0  # two seconds between the first attempt and the second
+job = {"language": "ko", "text": "hi", "model": "M000004017", "clothes": "BG00006160"}
+export_chromakeys([job], sys.argv[1], base_url=sys.argv[2], out_dir=sys.argv[3], poll_interval=0.05)
+"""
+
+
+def test_ctrl_c_while_a_download_waits_to_try_again_stops_at_once(sim: Simulator, tmp_path: Path) -> None:
+    from .conftest import default_signal_handling
+
+    sim.plan(RenderPlan(seconds=0, size=1_000_000))
+    sim.fault("download", "truncate", fraction=0.2)
+    sim.fault("download", "stall", fraction=0.1, seconds=60)  # what the next attempt would meet
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    child = subprocess.Popen(
+        [sys.executable, "-c", _WAITING_CHILD, SECRET, sim.base_url, str(tmp_path)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_signal_handling,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while len(sim.requests("download")) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.5)  # inside the two seconds' wait
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=30)
+    assert b"Run the same batch again" in stderr
+    assert len(sim.requests("download")) == 1  # it never went on to the attempt that would have stalled
+    assert not list(tmp_path.glob(".*.part"))
