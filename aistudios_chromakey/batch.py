@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Deque, Iterable, List, Mapping, Optional, Union
 
+from . import polling
 from .download import SavedVideo
 from .downloads import MAX_DOWNLOADS, Downloads
 from .errors import (
@@ -72,6 +73,7 @@ class _Task:
     error: Optional[AIStudiosError] = None
     rate_limits: int = 0
     refreshes: int = 0
+    last_look: bool = False  # polled once after its deadline: the thread may have been held elsewhere
 
     @property
     def position(self) -> int:
@@ -386,13 +388,22 @@ class _Scheduler:
         assert task.project_key is not None and watch is not None
         now = time.monotonic()
         expired = watch.expired(now, f"job {task.position}: ")
-        if expired is not None:
-            raise expired
-        if self.client.pause.until > now:  # woken by its deadline inside a rate-limit pause
+        if expired is not None and (task.last_look or watch.deadline is None or task.next_poll >= watch.deadline):
+            raise expired  # no look was owed: it was not kept waiting past its deadline by another
+        if self.client.pause.until > now and expired is None:  # woken by its deadline inside a rate-limit pause
             self.schedule(task, self.client.pause.until)
             return
+        # One slow poll must not starve the other renders, nor make them miss
+        # deadlines while it held this thread: a bound of its own, and a last
+        # look at a render whose deadline passed meanwhile.
+        limit = watch.seconds_left(now)
+        if expired is not None:
+            limit, task.last_look = polling.LAST_LOOK_SECONDS, True
+        elif self.rendering:
+            limit = min(limit, polling.POLL_SECONDS)
+        started = time.monotonic()
         try:
-            progress = self.client.poll(task.project_key, limit=watch.seconds_left(now))
+            progress = self.client.poll(task.project_key, limit=limit)
         except RateLimited as error:
             self.rate_limited(task, error)
             self.schedule(task, self.client.pause.until)
@@ -403,6 +414,11 @@ class _Scheduler:
             self.schedule(task, time.monotonic() + wait)
             return
         except ServiceError as error:  # a poll cut off by the job's deadline: the timeout is the news
+            if not task.last_look and limit < watch.seconds_left(started) and time.monotonic() - started >= limit:
+                # It took its whole bound already: asked again in its turn, after the others.
+                logger.warning("job %d: a poll took over %g s; asking again", task.position, limit)
+                self.schedule(task, time.monotonic())
+                return
             raise watch.expired(time.monotonic(), f"job {task.position}: ") or error from None
         task.recheck = False
         if self.settings.on_progress is not None:

@@ -170,6 +170,13 @@ IN_REQUEST_WAIT_MAX = 5.0
 #: Progress polls a client sends per second at most, whatever the batch's
 #: concurrency: a service's rate limit is per account, not per job.
 DEFAULT_POLLS_PER_SECOND = 50.0
+#: Seconds one poll of a batch may hold the thread that polls every render
+#: while others wait (an answer is a few hundred bytes); a poll cut there is
+#: asked again later.
+POLL_SECONDS = 10.0
+#: A render that was due for a poll before its deadline, but whose turn came
+#: only after it (the thread was held by another), gets one last look this long.
+LAST_LOOK_SECONDS = 1.0
 
 
 class PollGate:

@@ -772,3 +772,17 @@ def test_videos_moved_away_after_the_service_let_their_projects_go_are_never_exp
         assert [position for position, _ in caught.value.failures] == [1, 2]
         assert "It is not exported again" in str(caught.value)
     assert len(sim.exports) == 2
+
+
+def test_one_slow_poll_neither_starves_the_other_renders_nor_makes_them_miss_their_deadline(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aistudios_chromakey import polling
+
+    monkeypatch.setattr(polling, "POLL_SECONDS", 1.0)
+    sim.plan(*[RenderPlan(seconds=0.2) for _ in jobs])
+    sim.fault("progress", "trickle", rate=2.0, times=2)  # two polls whose answers take minutes
+    paths = export_chromakeys(jobs, SECRET, base_url=sim.base_url, out_dir=tmp_path, poll_interval=0.05,
+                              timeout=3.0, concurrency=3)  # fmt: skip
+    assert [p.read_bytes() for p in paths] == [sim.video(e.key) for e in sim.exports]
+    assert len(sim.exports) == 3
