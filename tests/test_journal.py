@@ -115,3 +115,23 @@ def test_a_failed_fsync_of_the_exporting_record_leaves_the_job_free_to_export(si
     )  # fmt: skip
     assert again.stdout == "", again.stdout  # not "ExportUncertain" forever: exported and saved
     assert len(sim.exports) == 1 and len(list(tmp_path.glob("*.mp4"))) == 1
+
+
+def test_a_journal_line_nested_too_deeply_is_a_journal_error(tmp_path: Path) -> None:
+    from aistudios_chromakey import JournalError
+
+    with open_journal(tmp_path, keep=True) as journal:
+        journal.put("a#1", Entry(1, JobState.SUBMITTED, "key-a"))
+    path = tmp_path / JOURNAL_NAME
+    path.write_bytes(path.read_bytes() + b"[" * 200_000 + b"]" * 200_000 + b"\n")
+    with pytest.raises(JournalError, match="line 3 is not JSON"), open_journal(tmp_path, keep=True):
+        pass
+
+
+def test_a_token_whose_payload_is_nested_too_deeply_has_no_expiry() -> None:
+    import base64
+
+    from aistudios_chromakey.credentials import token_expiry
+
+    payload = base64.urlsafe_b64encode(b"[" * 200_000 + b"]" * 200_000).rstrip(b"=").decode()
+    assert token_expiry(f"eyJhbGciOiJIUzI1NiJ9.{payload}.sig") is None
