@@ -187,9 +187,10 @@ def _describe(response: requests.Response, raw: bytes, body: Any, redact: Redact
     return redact(f"HTTP {response.status_code}" + (f": {message}" if message else ""))[: _SNIPPET * 2]
 
 
-def refuse_errors(
-    answer: Answer, what: str, credential: str = "credential", hint: str = "Check it in your AI STUDIOS profile."
-) -> None:
+_CHECK_IT = "Check it in your AI STUDIOS profile."
+
+
+def refuse_errors(answer: Answer, what: str, credential: str = "credential", hint: str = _CHECK_IT) -> None:
     """Raise for the answers no endpoint can use: a refused ``credential``
     (its kind, for the message; ``hint`` says what to do), a rate limit, a
     server error, or no JSON."""
@@ -256,7 +257,7 @@ def uncertain(what: str, reason: str) -> ExportUncertain:
     )
 
 
-def project_key_of(answer: Answer, what: str, credential: str, hint: str = "") -> str:
+def project_key_of(answer: Answer, what: str, credential: str, hint: str = _CHECK_IT) -> str:
     """The project key an export's answer carries; or the error it is."""
     status = answer.status
     if 200 <= status < 300 and answer.body is None:
@@ -265,7 +266,7 @@ def project_key_of(answer: Answer, what: str, credential: str, hint: str = "") -
         # The service (or a gateway in front of it, which says 503 for an
         # upstream reset) may have taken the job before failing.
         raise uncertain(what, f"the service answered HTTP {status}")
-    refuse_errors(answer, what, credential, *([hint] if hint else []))
+    refuse_errors(answer, what, credential, hint)
     if status >= 400 or not answer.ok:
         raise ExportRejected(f"{what}: the service rejected it ({answer.detail})")
     key = project_key_in(answer.data)
