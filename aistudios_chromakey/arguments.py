@@ -143,6 +143,9 @@ def parser() -> argparse.ArgumentParser:
                                    description="Run the simulator in the foreground, for your own tests.")  # fmt: skip
     simulate.add_argument("--port", type=int, default=0, help="the API port (default: any free one)")
     simulate.add_argument("--token", default="sim-key", help="the API key it accepts (default: %(default)s)")
+    simulate.add_argument("--app-id", default="sim-app-id", help="the V3 AppId it accepts (default: %(default)s)")
+    simulate.add_argument("--user-key", default="sim-user-key",
+                          help="the V3 UserKey it accepts (default: %(default)s)")  # fmt: skip
     simulate.add_argument("--render-seconds", type=_positive(float), default=5.0, metavar="SECONDS",
                           help="how long each render takes (default: %(default)s)")  # fmt: skip
     simulate.add_argument("-v", "--verbose", action="store_true", help="log each request it serves")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import enum
+import errno
 import functools
 import json
 import logging
@@ -24,7 +25,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from .arguments import parser
 from .board import Board, shown, summary, summary_json, width
-from .credentials import API_KEY_ENV, Given, credentials_from
+from .credentials import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV, Given, credentials_from
 from .errors import AIStudiosError, BatchError, ExportRejected, InvalidJob, JournalError, ServiceError
 from .flows import flow_named
 from .jobs import check_jobs
@@ -248,16 +249,29 @@ def _cmd_demo(options: argparse.Namespace) -> int:
 def _cmd_simulate(options: argparse.Namespace) -> int:
     from .simulator import Simulator
 
-    with Simulator(options.token, render_seconds=options.render_seconds, port=options.port) as sim:
+    sim = Simulator(options.token, render_seconds=options.render_seconds, port=options.port,
+                    app_id=options.app_id, user_key=options.user_key)  # fmt: skip
+    try:
+        sim.start()
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise UsageError(
+                f"port {options.port} is in use: choose another with --port, or 0 for any free one"
+            ) from None
+        raise
+    try:
         print(f"AI STUDIOS simulator: {sim.base_url}  (videos from {sim.download_url})")
-        print(f"API key: {sim.token}")
+        print(f"API key: {sim.token}   V3 AppId: {sim.app_id}   V3 UserKey: {sim.user_key}")
         print(f"try: {API_KEY_ENV}={sim.token} aistudios-chromakey run jobs.json --base-url {sim.base_url}")
+        print(f"  or: {APP_ID_ENV}={sim.app_id} {USER_KEY_ENV}={sim.user_key} aistudios-chromakey run jobs.json "
+              f"--base-url {sim.base_url}")  # fmt: skip
         print("Ctrl-C to stop." + (" Each request is logged below." if options.verbose else ""), flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            print("stopped.")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopped.")
+    finally:
+        sim.stop()
     return ExitStatus.OK
 
 
@@ -340,7 +354,11 @@ _COMMANDS: Dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
     _never_fail_on_encoding()
-    options = parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if not arguments:  # a bare command: what it can do, not an error
+        parser().print_help()
+        return ExitStatus.OK
+    options = parser().parse_args(arguments)
     verbose = getattr(options, "verbose", False)
     library = logging.getLogger("aistudios_chromakey")
     level = library.level

@@ -642,3 +642,32 @@ def test_a_service_that_moved_or_cannot_be_reached_stops_the_batch_and_exits_2(
     refused = cli("run", str(jobs_file), "--base-url", f"http://127.0.0.1:{port}", cwd=tmp_path)
     assert refused.returncode == 2
     assert refused.stderr.count("connection was refused") == 1
+
+
+def test_a_bare_command_prints_the_help(tmp_path: Path) -> None:
+    result = cli(cwd=tmp_path)
+    assert result.returncode == 0
+    assert "usage: aistudios-chromakey" in result.stdout and "run" in result.stdout and "demo" in result.stdout
+
+
+def test_simulate_takes_and_shows_v3_credentials_and_names_a_busy_port(
+    jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "aistudios_chromakey", "simulate", "--app-id", "my-app", "--user-key", "my-key"],
+        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_signal_handling,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        base_url = re.search(r"http://[\d.]+:(\d+)", child.stdout.readline())
+        assert base_url
+        assert "V3 AppId: my-app   V3 UserKey: my-key" in child.stdout.readline()
+        request_export(jobs[0], app_id="my-app", user_key="my-key", base_url=base_url.group(0))
+        busy = cli("simulate", "--port", base_url.group(1), cwd=tmp_path)
+        assert busy.returncode == 2
+        assert f"port {base_url.group(1)} is in use" in busy.stderr and "Errno" not in busy.stderr
+    finally:
+        child.send_signal(signal.SIGINT)
+        child.communicate(timeout=10)
+    assert child.returncode == 0
