@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .arguments import parser
 from .board import Board, shown, summary, summary_json, width
@@ -89,9 +89,9 @@ def _run_batch(jobs: List[Dict[str, Any]], origins: List[str], credentials: Give
                 timeout=options.timeout, concurrency=options.concurrency, resume=resume, on_progress=board, **extra,
             )  # fmt: skip
     except InvalidJob as error:
-        return _usage(f"{_where(error, origins)}; nothing was sent")
+        return _usage(f"{_where(error, origins)}; nothing was sent", job=error.position, field=error.field)
     except JournalError as error:
-        print(f"error: {shown(error)}", file=sys.stderr)
+        _error(error)
         return ExitStatus.USAGE if error.nothing_sent else ExitStatus.FAILED
     except BatchError as error:
         errors = dict(error.failures)
@@ -146,8 +146,17 @@ def _sent(board: Board) -> bool:
     return any(view.exported for view in board.views)
 
 
-def _usage(message: str) -> int:
+_said: List[Dict[str, Any]] = []  # this command's errors, for --json
+
+
+def _error(message: Any, **where: Any) -> None:
+    """Say an error on stderr, and keep it for ``--json``."""
+    _said.append({"message": shown(message), **{k: v for k, v in where.items() if v is not None}})
     print(f"error: {shown(message)}", file=sys.stderr)
+
+
+def _usage(message: str, **where: Any) -> int:
+    _error(message, **where)
     return ExitStatus.USAGE
 
 
@@ -159,39 +168,42 @@ def _where(error: InvalidJob, origins: List[str]) -> str:
 
 def _report(board: Board, options: argparse.Namespace, status: int) -> None:
     if options.json:
-        print(json.dumps(summary_json(board, status), indent=2))
+        print(json.dumps({**summary_json(board, status), "errors": _said}, indent=2))
+        options.json_printed = True
     elif status != ExitStatus.INTERRUPTED:
         print(shown(summary(board)))
 
 
 def _cmd_run(options: argparse.Namespace) -> int:
     """Read the jobs and the credentials, report every problem at once, then run."""
-    problems: List[str] = []
+    problems: List[Tuple[str, Dict[str, Any]]] = []  # each with where it is, for --json
     jobs_file = None
     try:
         jobs_file = read_jobs_file(options.jobs_file)
     except JobsFileError as error:
-        problems.append(str(error))
+        problems.append((str(error), {"file": str(options.jobs_file)}))
     credentials = None
     try:
         credentials = _credentials(options)
     except UsageError as error:
-        problems.append(str(error))
+        problems.append((str(error), {}))
     if jobs_file is not None:
         if jobs_file.encoding not in (None, "UTF-8", "UTF-8 with BOM") and not options.quiet:
             print(f"reading {options.jobs_file} as {jobs_file.encoding}", file=sys.stderr)
         try:
             check_jobs(jobs_file.jobs, flow_named(credentials.api if credentials else options.api or "legacy"))
         except InvalidJob as error:
-            problems.insert(0, _where(error, jobs_file.origins))
+            origin = jobs_file.origins[error.position - 1] if error.position else None
+            where = {"job": error.position, "field": error.field, "where": origin}
+            problems.insert(0, (_where(error, jobs_file.origins), where))
     if options.name is not None:
         try:
             check_template(options.name)
         except ValueError as error:
-            problems.append(f"--name: {error}")
+            problems.append((f"--name: {error}", {"option": "--name"}))
     if problems or jobs_file is None or credentials is None:
-        for problem in problems:
-            print(f"error: {shown(problem)}", file=sys.stderr)
+        for problem, where in problems:
+            _error(problem, **where)
         print("nothing was sent.", file=sys.stderr)
         return ExitStatus.USAGE
     if options.dry_run:
@@ -359,6 +371,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser().print_help()
         return ExitStatus.OK
     options = parser().parse_args(arguments)
+    _said.clear()
+    status = _main(options)
+    if getattr(options, "json", False) and not getattr(options, "json_printed", False):
+        # A run that stopped before its summary: stdout still holds one JSON object.
+        print(json.dumps({"exit_status": status, "errors": _said, "jobs": [], "totals": None}, indent=2))
+    return status
+
+
+def _main(options: argparse.Namespace) -> int:
     verbose = getattr(options, "verbose", False)
     library = logging.getLogger("aistudios_chromakey")
     level = library.level
@@ -371,15 +392,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with _sigterm_as_interrupt():
             return int(_COMMANDS[options.command](options))
     except UsageError as error:
-        print(f"error: {shown(error)}", file=sys.stderr)
+        _error(error)
         return ExitStatus.USAGE
     except (ServiceError, ExportRejected) as error:
-        print(f"error: {shown(error)}", file=sys.stderr)
+        _error(error)
         # No connection at all, or an address that moved: nothing was exported.
         nothing_sent = getattr(error, "unreachable", False) or getattr(error, "moved", False)
         return ExitStatus.USAGE if nothing_sent else ExitStatus.FAILED
     except AIStudiosError as error:
-        print(f"error: {shown(error)}", file=sys.stderr)
+        _error(error)
         return ExitStatus.FAILED
     except KeyboardInterrupt:
         print("\ninterrupted.", file=sys.stderr)
@@ -387,7 +408,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as error:
         if verbose:
             raise
-        print(f"error: {type(error).__name__}: {shown(error)} (run with -v for the details)", file=sys.stderr)
+        _error(f"{type(error).__name__}: {error} (run with -v for the details)")
         return ExitStatus.FAILED
     finally:
         library.setLevel(level)

@@ -671,3 +671,30 @@ def test_simulate_takes_and_shows_v3_credentials_and_names_a_busy_port(
         child.send_signal(signal.SIGINT)
         child.communicate(timeout=10)
     assert child.returncode == 0
+
+
+def test_json_always_prints_one_json_object_even_when_the_run_stops_early(sim: Simulator, tmp_path: Path) -> None:
+    bad_file = tmp_path / "bad.csv"
+    bad_file.write_text("language,text,model\nko,hi,M000004017\n", encoding="utf-8")
+    early = json.loads(_run(sim, bad_file, "--json").stdout)
+    assert early["exit_status"] == 2 and early["jobs"] == []
+    assert "clothes" in early["errors"][0]["message"] and early["errors"][0]["file"] == str(bad_file)
+
+    bad_job = tmp_path / "jobs.csv"
+    bad_job.write_text("language,text,model,clothes\nko,hi,M000004017,BG00006160\nko,,M000004017,BG00006160\n", "utf-8")
+    invalid = json.loads(_run(sim, bad_job, "--json").stdout)
+    assert invalid["exit_status"] == 2
+    assert {k: invalid["errors"][0][k] for k in ("job", "field", "where")} == {
+        "job": 2,
+        "field": "text",
+        "where": "line 3",
+    }
+
+    refused = _run(sim, tmp_path / "jobs.csv", "--json", key="wrong-key")
+    assert refused.returncode == 2 and json.loads(refused.stdout)["exit_status"] == 2  # the same bad job comes first
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([{"language": "ko", "text": "hi", "model": "M000004017", "clothes": "BG00006160"}]))
+    refused = _run(sim, good, "--json", key="wrong-key")
+    answer = json.loads(refused.stdout)
+    assert refused.returncode == answer["exit_status"] == 1 and "refused the API key" in answer["errors"][0]["message"]
+    assert sim.exports == []
