@@ -309,6 +309,7 @@ def _cmd_models(options: argparse.Namespace) -> int:
             for m in models
         ]
         print(json.dumps(entries, indent=2))
+        options.json_printed = True
         return ExitStatus.OK
     rows = [("model", "Korean name", "English name", "clothes")]
     rows += [
