@@ -642,6 +642,12 @@ def test_a_service_that_moved_or_cannot_be_reached_stops_the_batch_and_exits_2(
     refused = cli("run", str(jobs_file), "--base-url", f"http://127.0.0.1:{port}", cwd=tmp_path)
     assert refused.returncode == 2
     assert refused.stderr.count("connection was refused") == 1
+    # V3 too: the token cannot be minted, once, for the whole batch, the model list and a dry run.
+    v3 = {"AISTUDIOS_APP_ID": "sim-app-id", "AISTUDIOS_USER_KEY": "sim-user-key"}
+    for command in (["run", str(jobs_file)], ["models"], ["run", str(jobs_file), "--dry-run"]):
+        result = cli(*command, "--base-url", f"http://127.0.0.1:{port}", cwd=tmp_path, key=None, env=v3)
+        assert result.returncode == 2, (command, result.stderr)
+        assert result.stderr.count("connection was refused") == 1, result.stderr
 
 
 def test_a_bare_command_prints_the_help(tmp_path: Path) -> None:
