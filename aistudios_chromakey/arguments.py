@@ -77,12 +77,13 @@ def _batch_options(parser: argparse.ArgumentParser, out: str) -> None:
     add("-q", "--quiet", action="store_true", help="no progress, only the summary")
 
 
-def _service_options(parser: argparse.ArgumentParser) -> None:
+def _service_options(parser: argparse.ArgumentParser, choose_api: bool = True) -> None:
     """Which service, and who we are to it."""
     add = parser.add_argument
-    add("--api", choices=("legacy", "v3"), default=parser.get_default("api"),
-        help="legacy: the tutorial's endpoints; v3: the V3 endpoints "
-        f"(default: {parser.get_default('api') or 'the credentials decide, see below'})")  # fmt: skip
+    if choose_api:
+        add("--api", choices=("legacy", "v3"), default=None,
+            help="legacy: the tutorial's endpoints; v3: the V3 endpoints (default: the credentials decide, "
+            "see below)")  # fmt: skip
     add("--base-url", type=_service_address, metavar="URL",
         help="the service's scheme://host[:port], or cn for V3's China service "
         "(default: $AISTUDIOS_BASE_URL, else the documented host)")  # fmt: skip
@@ -132,10 +133,15 @@ def parser() -> argparse.ArgumentParser:
     _batch_options(demo, "videos-demo")
     demo.set_defaults(api="legacy")
 
-    models = commands.add_parser("models", help="list the avatar models and their clothes (V3)",
-                                 description="The V3 model catalogue: ids, names and clothes ids.")  # fmt: skip
+    models = commands.add_parser(
+        "models", help="list the avatar models and their clothes (V3)",
+        description="The V3 model catalogue: ids, names and clothes ids (the legacy API documents none: use the "
+        "ids of your account).",
+        epilog=f"Credentials: ${APP_ID_ENV} and ${USER_KEY_ENV}, or --app-id-file and --user-key-file (the AppId "
+        f"and UserKey of your AI STUDIOS profile); a ready V3 access token in ${API_KEY_ENV} or --api-key-file.",
+    )  # fmt: skip
     models.set_defaults(api="v3")
-    _service_options(models)
+    _service_options(models, choose_api=False)
     models.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     models.add_argument("-v", "--verbose", action="store_true", help="log every request")
 

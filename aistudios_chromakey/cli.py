@@ -217,6 +217,12 @@ def _dry_run(jobs: List[Dict[str, Any]], origins: List[str], credentials: Given,
              options: argparse.Namespace) -> int:  # fmt: skip
     """What a run would send, and whether the credentials are accepted; no export."""
     from .client import Client
+    from .preflight import check_folder
+
+    try:
+        check_folder(Path(options.out), create=False)  # as a run does, but making nothing
+    except JournalError as error:
+        return _usage(str(error))
 
     with Client(credentials.token, api=credentials.api, base_url=options.base_url,
                 app_id=credentials.app_id, user_key=credentials.user_key) as client:  # fmt: skip
@@ -288,11 +294,6 @@ def _cmd_simulate(options: argparse.Namespace) -> int:
 
 
 def _cmd_models(options: argparse.Namespace) -> int:
-    if options.api != "v3":
-        return _usage(
-            "the legacy API documents no model catalogue: its model and clothes ids are those of your AI STUDIOS "
-            "account. The V3 catalogue: aistudios-chromakey models --api v3"
-        )
     from .api import list_models
 
     credentials = _credentials(options)

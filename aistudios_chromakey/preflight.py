@@ -4,9 +4,11 @@ identity across runs."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -80,11 +82,17 @@ def check_catalogue(client: Client, jobs: List[Job]) -> None:
 MIN_FREE_BYTES = 64 * 1024 * 1024
 
 
-def check_folder(folder: Path) -> None:
+def check_folder(folder: Path, create: bool = True) -> None:
     """Make sure videos can be saved in ``folder`` before any render is paid
     for: it exists (or is created), a file can be written there, and the
-    disk has room for at least one video."""
+    disk has room for at least one video. ``create=False`` (a dry run)
+    leaves a missing folder missing and checks where it would be made."""
     try:
+        if not create and not folder.exists():
+            parent = next(p for p in folder.absolute().parents if p.exists())
+            if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+                raise PermissionError(errno.EACCES, f"{parent} cannot be written")
+            folder = parent
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder, prefix=".aistudios-chromakey-probe.") as probe:
             probe.write(b"\0")

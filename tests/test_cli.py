@@ -588,10 +588,19 @@ def test_v3_credentials_from_files_mint_a_token_and_are_never_printed(
     assert app_id not in result.stdout + result.stderr and user_key not in result.stdout + result.stderr
 
 
-def test_models_on_the_legacy_api_says_it_has_no_catalogue(tmp_path: Path) -> None:
-    result = cli("models", "--api", "legacy", cwd=tmp_path)
-    assert result.returncode == 2
-    assert "no model catalogue" in result.stderr
+def test_models_offers_no_legacy_api_and_its_help_says_what_to_do(tmp_path: Path) -> None:
+    text = " ".join(cli("models", "--help", cwd=tmp_path).stdout.split())
+    assert re.search(r"--api(?![-\w])", text) is None  # not offered only to be refused
+    assert "the legacy API documents none" in text and "$AISTUDIOS_APP_ID and $AISTUDIOS_USER_KEY" in text
+
+
+def test_a_dry_run_checks_the_output_folder_as_a_run_does(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    (tmp_path / "taken").write_text("a file, not a folder", encoding="utf-8")
+    result = _run(sim, _json_file(tmp_path, jobs), "--dry-run", "--out", str(tmp_path / "taken"))
+    assert result.returncode == 2 and "cannot save videos in the output folder" in result.stderr
+    assert sim.log == []
 
 
 def test_models_prints_the_v3_catalogue(sim: Simulator, tmp_path: Path) -> None:

@@ -316,7 +316,7 @@ def test_a_trickling_poll_does_not_keep_a_batch_past_its_timeout(
 def test_an_export_answer_that_trickles_is_uncertain_within_the_request_timeout(
     sim: Simulator, jobs: List[Dict[str, Any]]
 ) -> None:
-    sim.fault("export", "trickle", rate=1.0)
+    sim.fault("export", "trickle", rate=4.0)  # a byte every 0.25 s: each read in time, the whole far too slow
     started = time.monotonic()
     with pytest.raises(ExportUncertain, match=r"no complete answer within 1\.5 s"):
         request_export(jobs[0], SECRET, base_url=sim.base_url, request_timeout=(0.5, 1.0))
