@@ -290,6 +290,15 @@ def test_demo_makes_three_playable_videos(tmp_path: Path) -> None:
             assert "h264" in probe.stdout
 
 
+def _simulate(cwd: Path, *options: str) -> subprocess.Popen[str]:
+    """``aistudios-chromakey simulate`` as a child that Ctrl-C stops."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "aistudios_chromakey", "simulate", *options],
+        cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_signal_handling,
+    )  # fmt: skip
+
+
 def test_simulate_serves_until_ctrl_c(jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
     child = subprocess.Popen(
         [sys.executable, "-m", "aistudios_chromakey", "simulate", "--token", "local-key"],
@@ -542,11 +551,7 @@ def test_a_bad_jobs_file_and_a_missing_key_are_reported_together(sim: Simulator,
 
 
 def test_simulate_verbose_logs_each_request(jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-m", "aistudios_chromakey", "simulate", "--token", "local-key", "-v"],
-        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=default_signal_handling,
-    )  # fmt: skip
+    child = _simulate(tmp_path, "--token", "local-key", "-v")
     try:
         assert child.stdout is not None
         base_url = re.search(r"http://[\d.]+:\d+", child.stdout.readline())
@@ -668,11 +673,7 @@ def test_a_bare_command_prints_the_help(tmp_path: Path) -> None:
 def test_simulate_takes_and_shows_v3_credentials_and_names_a_busy_port(
     jobs: List[Dict[str, Any]], tmp_path: Path
 ) -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-m", "aistudios_chromakey", "simulate", "--app-id", "my-app", "--user-key", "my-key"],
-        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=default_signal_handling,
-    )  # fmt: skip
+    child = _simulate(tmp_path, "--app-id", "my-app", "--user-key", "my-key")
     try:
         assert child.stdout is not None
         base_url = re.search(r"http://[\d.]+:(\d+)", child.stdout.readline())
