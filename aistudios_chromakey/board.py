@@ -149,9 +149,7 @@ class Board:
         """A line of news above the board (a warning), kept on the screen."""
         if self.quiet:
             return
-        text = "".join(
-            c if c.isprintable() else "\ufffd" for c in text
-        )  # no escape of the service's reaches the terminal
+        text = shown(text)  # no escape of the service's reaches the terminal
         with self.lock:
             if self.live and self.drawn:
                 self.stream.write(f"\x1b[{self.drawn}F\x1b[J")  # the board goes, the note takes its place
