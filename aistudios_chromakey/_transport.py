@@ -41,14 +41,13 @@ import socket
 import ssl
 import time
 from typing import Any, Dict, List, Optional, Tuple, Union
-from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.util.retry import Retry
 
-from .deadlines import GuardedAdapter
+from .deadlines import GuardedAdapter, time_left
 
 #: ``(connect, read)`` seconds for every request unless the caller says otherwise.
 DEFAULT_REQUEST_TIMEOUT: Tuple[float, float] = (10.0, 60.0)
@@ -75,7 +74,20 @@ class _Retry(Retry):
         backoff = float(super().get_backoff_time())
         if backoff <= 0:
             return 0.0
-        return backoff * random.uniform(0.75, 1.25)
+        return min(backoff * random.uniform(0.75, 1.25), time_left())  # never past the request's bound
+
+    def increment(  # type: ignore[override]  # urllib3 1.26 and 2.x spell the types differently
+        self,
+        method: Any = None,
+        url: Any = None,
+        response: Any = None,
+        error: Any = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Retry:
+        if time_left() <= 0:  # the request's wall-clock bound has passed: no more attempts
+            raise MaxRetryError(_pool, url, error or ConnectionAbortedError("the request's time is up"))
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
     # urllib3 1.26 reads this class attribute; 2.x takes backoff_max below.
     DEFAULT_BACKOFF_MAX = _BACKOFF_MAX
@@ -129,33 +141,14 @@ def request_seconds(request_timeout: RequestTimeout) -> float:
 
 
 class _Session(requests.Session):
-    """A session that reads the environment (proxies, ``NO_PROXY``, the CA
-    bundle) once per host rather than at every request, as requests does; at
-    thousands of requests that reading was the largest single cost."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._environment: Dict[Tuple[str, str], Any] = {}
+    """A session on which a CA bundle (or ``verify=False``) lent by the
+    caller's session wins over ``$REQUESTS_CA_BUNDLE``, which requests
+    would let replace it."""
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
         if verify in (True, None) and self.verify is not True:
-            # A CA bundle (or False) lent by the caller's session wins over
-            # $REQUESTS_CA_BUNDLE, which requests would let replace it.
             verify = self.verify
-        if not self.trust_env or proxies or verify not in (True, None):
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc)
-        settings: Any = self._environment.get(key)
-        if settings is None:
-            settings = super().merge_environment_settings(url, {}, None, None, None)
-            self._environment[key] = settings
-        return {
-            "proxies": dict(settings["proxies"]),
-            "stream": self.stream if stream is None else stream,
-            "verify": settings["verify"],
-            "cert": self.cert if cert is None else cert,
-        }
+        return super().merge_environment_settings(url, proxies, stream, verify, cert)
 
 
 def no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:

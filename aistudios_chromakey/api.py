@@ -1,87 +1,43 @@
-"""The tutorial's steps as four plain functions.
+"""The tutorial's steps as four plain functions, and the batch.
 
-Each is a thin wrapper over a :class:`~aistudios_chromakey.client.Client`
-made from its arguments, as ``requests.get`` is over a ``Session``. The
-client is kept for the next call with the same arguments (per thread, a
-few at a time), so the tutorial's loop of ``request_export``,
-``wait_for_video`` and ``download_video`` reuses its connections and, on
-V3, its access token.
+Each makes a :class:`~aistudios_chromakey.client.Client` from its
+arguments for the call and closes it afterwards, as ``requests.get`` does
+with a ``Session``. To reuse one (its connections and, on V3, its access
+token) across calls, make a ``Client`` and call its methods, or pass it as
+``client=``.
 """
 
 from __future__ import annotations
 
-import atexit
-import hashlib
+import contextlib
 import os
-import threading
-import weakref
-from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Iterable, Iterator, List, Mapping, Optional, Union
 
 import requests
 
 from ._transport import DEFAULT_REQUEST_TIMEOUT, RequestTimeout
+from .batch import run_batch
 from .catalogue import Model
 from .client import Client
-from .credentials import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV
 from .events import ProgressCallback
-from .flows import BASE_URL_ENV, LEGACY
+from .flows import LEGACY
 from .polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
 
-_KEPT = 4
-_local = threading.local()
-_every: weakref.WeakSet[Client] = weakref.WeakSet()
 
-
-def _secret_digest(value: Optional[str]) -> Optional[str]:
-    return None if value is None else hashlib.sha256(str(value).encode("utf-8", "replace")).hexdigest()
-
-
-def client_for(
-    token: Optional[str] = None,
-    *,
-    api: Optional[str] = None,
-    base_url: Optional[str] = None,
-    app_id: Optional[str] = None,
-    user_key: Optional[str] = None,
-    session: Optional[requests.Session] = None,
-    request_timeout: RequestTimeout = DEFAULT_REQUEST_TIMEOUT,
-) -> Client:
-    """The client the plain functions use for these arguments: the one kept
-    from an earlier call with the same ones, else a new one."""
-    environment = tuple(os.environ.get(name) for name in (API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV, BASE_URL_ENV))
-    identity: Tuple[Any, ...] = (
-        api,
-        base_url,
-        request_timeout,
-        session,  # by identity, and kept alive while its client is
-        *(_secret_digest(value) for value in (token, app_id, user_key, *environment)),
-    )
-    kept: OrderedDict[Tuple[Any, ...], Client] = getattr(_local, "clients", None) or OrderedDict()
-    _local.clients = kept
-    client = kept.pop(identity, None)
+@contextlib.contextmanager
+def _client(client: Optional[Client], **settings: Any) -> Iterator[Client]:
+    """``client`` itself (left open), else one made from ``settings`` for this call."""
     if client is None:
-        client = Client(
-            token,
-            api=api,
-            base_url=base_url,
-            app_id=app_id,
-            user_key=user_key,
-            session=session,
-            request_timeout=request_timeout,
+        with Client(**settings) as made:
+            yield made
+        return
+    given = sorted(name for name, value in settings.items() if value is not None and name != "request_timeout")
+    if given or settings.get("request_timeout") != DEFAULT_REQUEST_TIMEOUT:
+        raise ValueError(
+            f"give either client= or the settings of a new one, not both ({', '.join(given) or 'request_timeout'})"
         )
-        _every.add(client)
-    kept[identity] = client
-    while len(kept) > _KEPT:
-        kept.popitem(last=False)[1].close()
-    return client
-
-
-@atexit.register
-def _close_kept() -> None:
-    for client in list(_every):
-        client.close()
+    yield client
 
 
 def request_export(
@@ -94,6 +50,7 @@ def request_export(
     request_timeout: RequestTimeout = DEFAULT_REQUEST_TIMEOUT,
     app_id: Optional[str] = None,
     user_key: Optional[str] = None,
+    client: Optional[Client] = None,
 ) -> str:
     """Ask the service to render one chroma-key video (tutorial step 3).
 
@@ -118,6 +75,8 @@ def request_export(
         (defaults: ``$AISTUDIOS_APP_ID``, ``$AISTUDIOS_USER_KEY``); the
         access token is minted from them.
     :param user_key: V3: the UserKey from your profile.
+    :param client: a :class:`Client` to use (and leave open) instead of
+        one made from the settings above for this call.
     :return: the project key that :func:`wait_for_video` takes.
     :rtype: str
     :raises InvalidJob: the job is malformed (nothing was sent).
@@ -132,11 +91,9 @@ def request_export(
         >>> key = request_export({"language": "ko", "text": "안녕하세요",
         ...                       "model": "M000004017", "clothes": "BG00006160"})
     """
-    client = client_for(
-        token, api=api, base_url=base_url, app_id=app_id, user_key=user_key, session=session,
-        request_timeout=request_timeout,
-    )  # fmt: skip
-    return client.request_export(job)
+    settings = dict(token=token, api=api, base_url=base_url, app_id=app_id, user_key=user_key, session=session)
+    with _client(client, request_timeout=request_timeout, **settings) as client:
+        return client.request_export(job)
 
 
 def wait_for_video(
@@ -152,6 +109,7 @@ def wait_for_video(
     request_timeout: RequestTimeout = DEFAULT_REQUEST_TIMEOUT,
     app_id: Optional[str] = None,
     user_key: Optional[str] = None,
+    client: Optional[Client] = None,
 ) -> str:
     """Poll a render's progress until it is done (tutorial step 4).
 
@@ -174,6 +132,8 @@ def wait_for_video(
     :param request_timeout: seconds to connect and to wait for each answer.
     :param app_id: V3: the AppId, with ``user_key``, instead of a token.
     :param user_key: V3: the UserKey.
+    :param client: a :class:`Client` to use (and leave open) instead of
+        one made from the settings above for this call.
     :return: the video's address (a URL on the storage host).
     :rtype: str
     :raises RenderFailed: the service reported a failed or unknown render.
@@ -185,11 +145,9 @@ def wait_for_video(
 
         >>> url = wait_for_video(key, poll_interval=3, timeout=600)
     """
-    client = client_for(
-        token, api=api, base_url=base_url, app_id=app_id, user_key=user_key, session=session,
-        request_timeout=request_timeout,
-    )  # fmt: skip
-    return client.wait_for_video(project_key, poll_interval=poll_interval, timeout=timeout, on_progress=on_progress)
+    settings = dict(token=token, api=api, base_url=base_url, app_id=app_id, user_key=user_key, session=session)
+    with _client(client, request_timeout=request_timeout, **settings) as client:
+        return client.wait_for_video(project_key, poll_interval=poll_interval, timeout=timeout, on_progress=on_progress)
 
 
 def download_video(
@@ -200,6 +158,7 @@ def download_video(
     project_key: Optional[str] = None,
     session: Optional[requests.Session] = None,
     request_timeout: RequestTimeout = DEFAULT_REQUEST_TIMEOUT,
+    client: Optional[Client] = None,
 ) -> Path:
     """Download a finished video into ``out_dir`` (tutorial step 4).
 
@@ -216,6 +175,8 @@ def download_video(
         credential is ever sent to the download host, even if this session
         carries one.
     :param request_timeout: seconds to connect and to wait for data.
+    :param client: a :class:`Client` to use (and leave open) instead of
+        one made from the settings above for this call.
     :return: the path of the downloaded file.
     :rtype: pathlib.Path
     :raises DownloadError: the download failed, or what arrived is not a
@@ -227,24 +188,28 @@ def download_video(
     """
     # A download needs no credential and no API address: the documented one
     # stands in, so that nothing in the environment can make this call fail.
-    client = client_for(api="legacy", base_url=LEGACY.host, session=session, request_timeout=request_timeout)
-    return client.download_video(url, out_dir, filename=filename, project_key=project_key)
+    settings = dict(api="legacy" if client is None else None, base_url=LEGACY.host if client is None else None)
+    with _client(client, request_timeout=request_timeout, session=session, **settings) as client:
+        return client.download_video(url, out_dir, filename=filename, project_key=project_key)
 
 
 def list_models(
     token: Optional[str] = None,
     *,
-    api: str = "v3",
+    api: Optional[str] = None,
     base_url: Optional[str] = None,
     session: Optional[requests.Session] = None,
     request_timeout: RequestTimeout = DEFAULT_REQUEST_TIMEOUT,
     app_id: Optional[str] = None,
     user_key: Optional[str] = None,
+    client: Optional[Client] = None,
 ) -> List[Model]:
     """The V3 model catalogue: where a job's ``model`` and ``clothes`` IDs
     come from. (The legacy API documents none: ``ValueError``.)
 
     :param token: a ready V3 access token; or give ``app_id`` and ``user_key``.
+    :param client: a :class:`Client` to use (and leave open) instead of
+        one made from the settings above for this call.
     :return: each model with its ``id``, ``names`` (``"ko"``, ``"en"``) and
         ``clothes`` (each with ``id`` and ``names``).
     :rtype: list[aistudios_chromakey.catalogue.Model]
@@ -256,11 +221,10 @@ def list_models(
         >>> for model in list_models(app_id=APP_ID, user_key=USER_KEY):
         ...     print(model.id, model.names.get("en"), [c.id for c in model.clothes])
     """
-    client = client_for(
-        token, api=api, base_url=base_url, app_id=app_id, user_key=user_key, session=session,
-        request_timeout=request_timeout,
-    )  # fmt: skip
-    return client.models()
+    api = api or ("v3" if client is None else None)  # the catalogue is V3's
+    settings = dict(token=token, api=api, base_url=base_url, app_id=app_id, user_key=user_key, session=session)
+    with _client(client, request_timeout=request_timeout, **settings) as client:
+        return client.models()
 
 
 def export_chromakeys(
@@ -282,6 +246,7 @@ def export_chromakeys(
     filename_template: Optional[str] = None,
     adopt: Optional[Mapping[int, str]] = None,
     check_catalogue: bool = True,
+    client: Optional[Client] = None,
 ) -> List[Path]:
     """Export every job and download its video into ``out_dir`` (the
     tutorial's whole loop).
@@ -325,6 +290,8 @@ def export_chromakeys(
         listed) against the service's model list before anything is paid
         for; a list that cannot be read only earns a warning. ``False``
         skips the check.
+    :param client: a :class:`Client` to use (and leave open) instead of
+        one made from the settings above for this call.
     :return: the downloaded files, in the order of the jobs.
     :rtype: list[pathlib.Path]
     :raises InvalidJob: a job is malformed (nothing was sent).
@@ -337,12 +304,10 @@ def export_chromakeys(
 
         >>> paths = export_chromakeys(jobs, out_dir="videos", concurrency=4)
     """
-    client = client_for(
-        token, api=api, base_url=base_url, app_id=app_id, user_key=user_key, session=session,
-        request_timeout=request_timeout,
-    )  # fmt: skip
-    return client.export_chromakeys(
-        jobs, out_dir=out_dir, poll_interval=poll_interval, timeout=timeout, on_progress=on_progress,
-        concurrency=concurrency, resume=resume, filename_template=filename_template, adopt=adopt,
-        check_catalogue=check_catalogue,
-    )  # fmt: skip
+    settings = dict(token=token, api=api, base_url=base_url, app_id=app_id, user_key=user_key, session=session)
+    with _client(client, request_timeout=request_timeout, **settings) as client:
+        return run_batch(
+            client, jobs, out_dir=out_dir, poll_interval=poll_interval, timeout=timeout, on_progress=on_progress,
+            concurrency=concurrency, resume=resume, filename_template=filename_template, adopt=adopt,
+            check_catalogue=check_catalogue,
+        )  # fmt: skip

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Union
 from urllib.parse import quote
 
 import requests
@@ -44,15 +44,12 @@ from .answers import (
     refuse_errors,
     uncertain,
 )
-from .batch import run_batch
 from .catalogue import Model, parse_catalogue
 from .credentials import Credentials, choose_api
 from .deadlines import guarded
 from .errors import (
     AuthenticationError,
     ExportRejected,
-    RateLimited,
-    RenderFailed,
     ServiceError,
 )
 from .events import ProgressCallback
@@ -67,6 +64,7 @@ from .polling import (
     RatePause,
     Watch,
     check_timing,
+    until_done,
 )
 
 logger = logging.getLogger("aistudios_chromakey")
@@ -329,33 +327,18 @@ class Client:
             raise ValueError(f"project_key must be a non-empty string, not {project_key!r}")
         check_timing(poll_interval, timeout)
         watch = Watch(project_key, poll_interval, timeout, time.monotonic())
-        limited: Optional[RateLimited] = None  # the last answer, if it was a rate limit
-        while True:
+
+        def report(progress: Progress) -> None:
+            if on_progress is not None:
+                on_progress(watch.event(progress))
+
+        polls = until_done(lambda limit: self.poll(project_key, limit=limit), watch, self.pause, report)
+        while True:  # the tutorial's loop: poll, and wait before the next
             try:
-                progress = self.poll(project_key, limit=watch.seconds_left(time.monotonic()))
-            except RateLimited as error:
-                limited, pause = error, self.pause.extend(error)
-                logger.warning("project %s: rate limited; polling again in %g s", project_key, pause)
-            except RenderFailed as error:
-                limited, pause = None, watch.failed(error, time.monotonic())
-                logger.warning("%s; looking again in %.1f s", error, pause)
-            except ServiceError:
-                expired = watch.expired(time.monotonic())
-                if expired is None:
-                    raise
-                raise limited or expired from None  # a poll cut off by the deadline: the timeout is the news
-            else:
-                limited = None
-                if on_progress is not None:
-                    on_progress(watch.event(progress))
-                if progress.done:
-                    assert progress.address is not None
-                    return progress.address
-                pause = watch.answered(progress, time.monotonic())
-            expired = watch.expired(time.monotonic())
-            if expired is not None:
-                raise limited or expired
-            time.sleep(min(pause, watch.seconds_left(time.monotonic())))
+                when = next(polls)
+            except StopIteration as done:
+                return str(done.value)
+            time.sleep(max(0.0, when - time.monotonic()))
 
     def download_video(
         self,
@@ -463,11 +446,6 @@ class Client:
             raise ServiceError(f"{what}: the service could not be reached ({problem}); try again later") from None
         refuse_errors(answer, what, self.credentials.kind, self.credentials.refusal_hint())
         return answer
-
-    def export_chromakeys(self, jobs: Iterable[Mapping[str, Any]], **options: Any) -> List[Path]:
-        """Export every job and download its video; see
-        :func:`aistudios_chromakey.export_chromakeys` for the options."""
-        return run_batch(self, jobs, **options)
 
 
 def _has_id(item: Any) -> bool:

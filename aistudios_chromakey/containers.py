@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import queue
 import re
-import threading
 from typing import Any, Mapping, NamedTuple, Optional, Set
 
 # How video containers begin: an ISO/QuickTime box type at offset 4, or a
@@ -152,36 +150,15 @@ def _base64(value: Optional[str], size: int) -> Optional[bytes]:
 
 
 class Hashes:
-    """SHA-256 (and MD5 when a check needs it) of a stream of chunks, computed
-    in a helper thread: hashlib releases the GIL on large buffers, so the
-    hashing of a chunk overlaps the reading and writing of the next ones.
-    The results are read after :meth:`close`."""
+    """SHA-256 (and MD5 when a check needs it) of a stream of chunks, on the
+    thread that reads them: hashing costs a few per cent of a download
+    (benchmarks/RESULTS.md), too little to pay a thread for."""
 
     def __init__(self, md5: bool = False) -> None:
         self.sha256 = hashlib.sha256()
         self.md5: Optional[Any] = hashlib.md5() if md5 else None
-        # Bounded: a hasher slower than the network holds the reader back
-        # rather than piling the video up in memory.
-        # Two chunks waiting are enough to keep it busy; more only cost memory.
-        self._chunks: queue.Queue[Optional[bytes]] = queue.Queue(maxsize=2)
-        self._thread = threading.Thread(target=self._run, name="aistudios-chromakey hash", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        sha256, md5, take = self.sha256, self.md5, self._chunks.get
-        while True:
-            chunk = take()
-            if chunk is None:
-                return
-            sha256.update(chunk)
-            if md5 is not None:
-                md5.update(chunk)
 
     def update(self, chunk: bytes) -> None:
-        self._chunks.put(chunk)
-
-    def close(self) -> None:
-        """Wait until every chunk given is hashed; the thread ends."""
-        if self._thread.is_alive():
-            self._chunks.put(None)
-            self._thread.join()
+        self.sha256.update(chunk)
+        if self.md5 is not None:
+            self.md5.update(chunk)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import math
+import os
 import socket
 import threading
 import time
@@ -30,10 +32,6 @@ class Guard:
         self.fired = False
         self.done = False
 
-    def extend(self, seconds: float) -> None:
-        """Move the deadline to ``seconds`` from now, if that is later (a download making progress)."""
-        self.deadline = max(self.deadline, time.monotonic() + seconds)
-
     def reset(self, seconds: float) -> None:
         """Move the deadline to ``seconds`` from now, earlier or later (a body
         that has begun to flow answers to the stall bound, not the request's)."""
@@ -44,6 +42,11 @@ class Guard:
 
 
 class _Watchdog:
+    """The one thread, named ``aistudios-chromakey watchdog``, that cuts the
+    requests whose time is up. It runs only while a guarded request does:
+    the last guard to end stops it and waits for it, so no call leaves it
+    behind; a forked child starts its own (``os.register_at_fork``)."""
+
     def __init__(self) -> None:
         self._wake = threading.Condition()
         self._guards: List[Tuple[float, int, Guard]] = []
@@ -57,9 +60,21 @@ class _Watchdog:
                 self._thread.start()
             self._wake.notify()
 
-    def _run(self) -> None:
+    def forget(self, guard: Guard) -> None:
         with self._wake:
-            while True:
+            self._guards = [item for item in self._guards if item[2] is not guard]
+            heapq.heapify(self._guards)
+            ending = self._thread if not self._guards else None
+            if ending is not None:
+                self._thread = None
+            self._wake.notify()
+        if ending is not None:
+            ending.join()
+
+    def _run(self) -> None:
+        me = threading.current_thread()
+        with self._wake:
+            while self._thread is me:
                 if not self._guards:
                     self._wake.wait()
                     continue
@@ -67,13 +82,19 @@ class _Watchdog:
                 now = time.monotonic()
                 if guard.done:
                     heapq.heappop(self._guards)
-                elif guard.deadline > deadline:  # extended since: look again then
+                elif guard.deadline > deadline:  # moved since: look again then
                     heapq.heapreplace(self._guards, (guard.deadline, key, guard))
                 elif now >= deadline:
                     heapq.heappop(self._guards)
                     _cut(guard)
                 else:
                     self._wake.wait(deadline - now)
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's thread did not come along."""
+        self._wake = threading.Condition()
+        self._guards, self._thread = [], None
+        _by_thread.clear()
 
 
 def _cut(guard: Guard) -> None:
@@ -87,6 +108,8 @@ def _cut(guard: Guard) -> None:
 _watchdog = _Watchdog()
 _current = threading.local()
 _by_thread: Dict[int, Guard] = {}  # each thread's guard, for cut_now()
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_watchdog.after_fork)
 
 
 @contextlib.contextmanager
@@ -103,6 +126,16 @@ def guarded(seconds: float) -> Iterator[Guard]:
         guard.done = True
         _current.guard = None
         _by_thread.pop(threading.get_ident(), None)
+        _watchdog.forget(guard)
+
+
+def time_left() -> float:
+    """Seconds left to the guarded request this thread is making (infinite
+    outside one; 0 once its guard has cut it)."""
+    guard = getattr(_current, "guard", None)
+    if guard is None:
+        return math.inf
+    return 0.0 if guard.fired else max(0.0, guard.deadline - time.monotonic())
 
 
 def cut_now(thread: int) -> None:

@@ -35,9 +35,11 @@ logger = logging.getLogger("aistudios_chromakey")
 
 # Only a chunk's arrival pushes an attempt's deadline on: reads start small
 # enough that a slow but living transfer (a chunk per STALL_SECONDS) keeps
-# going, and grow while they come quickly (large reads cost less per byte).
+# going, and grow with the speed (large reads cost less per byte) to what
+# arrives in a tenth of a second, so that progress is told that often.
 _FIRST_READ = 64 * 1024
 _READ = 1024 * 1024
+_READ_SECONDS = 0.1
 _REPORT_EVERY = 0.25  # seconds between calls of a progress callback
 Progress = Callable[[int, Optional[int]], None]
 #: Seconds an attempt may go without a chunk arriving before it is cut.
@@ -105,10 +107,7 @@ def save_video(
         # size tells a file the disk did not keep, and it is fetched again.
         with open(temporary, "xb") as out:
             transfer = _Transfer(session, url, out, request_timeout, max_bytes, progress)
-            try:
-                size, sha256 = transfer.run()
-            finally:
-                transfer.hashes.close()
+            size, sha256 = transfer.run()
         path = place(temporary, folder, name, same=lambda path: _holds(path, size, sha256))
     except OSError as error:  # a full disk, a name the file system refuses...
         temporary.unlink(missing_ok=True)
@@ -150,7 +149,6 @@ class _Transfer:
         self.received = 0
         self.total: Optional[int] = None
         self.end: Optional[int] = None  # where the answer being read ends, when announced
-        self.hashes.close()
         self.hashes = Hashes()
         self.expected: Optional[Expected] = None
         self.head = b""  # the file's first bytes, until they are checked
@@ -162,7 +160,6 @@ class _Transfer:
             self.problem = "no answer"
             try:
                 if self.attempt():
-                    self.hashes.close()
                     if self.progress is not None:
                         self.progress(self.received, self.total)
                     return self.received, self.hashes.sha256.hexdigest()
@@ -258,8 +255,7 @@ class _Transfer:
             # Only a whole-object answer's checksums cover the whole object.
             self.expected = expected_digest(response.headers)
             if self.expected is not None and self.expected.algorithm == "md5":
-                self.hashes.close()  # nothing was hashed yet: only now is MD5 known to be needed
-                self.hashes = Hashes(md5=True)
+                self.hashes = Hashes(md5=True)  # nothing was hashed yet: only now is MD5 known to be needed
         else:
             raise DownloadError(f"the download host answered HTTP {status} for {where(self.url)}", status=status)
         # Asked for the bytes as stored: a compressed body is not the video,
@@ -290,15 +286,15 @@ class _Transfer:
         """Read the raw body (never decoded) into the file, at most to where
         it was announced to end, or to ``max_bytes``."""
         limit = self.end if self.end is not None else self.max_bytes
-        size, last = _FIRST_READ, time.monotonic()
+        size, started, first = _FIRST_READ, time.monotonic(), self.received
         while True:
             chunk = raw.read(size, decode_content=False)
             if not chunk:
                 return
             now = time.monotonic()
             guard.reset(STALL_SECONDS)  # from the first chunk on, only the stall bound counts
-            size = _READ if now - last < STALL_SECONDS / 8 else _FIRST_READ
-            last = now
+            speed = (self.received + len(chunk) - first) / max(now - started, 1e-3)
+            size = int(min(_READ, max(_FIRST_READ, speed * _READ_SECONDS)))
             if self.received + len(chunk) > limit:
                 raise DownloadError(self.overflow(limit))
             self.take(chunk, content_type)
@@ -344,7 +340,6 @@ class _Transfer:
         expected = self.expected
         if expected is None:
             return True
-        self.hashes.close()
         actual = self.hashes.sha256 if expected.algorithm == "sha256" else self.hashes.md5
         if actual is not None and actual.digest() == expected.digest:
             self.verified = expected.label

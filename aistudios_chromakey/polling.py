@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Generator, Optional, Tuple
 
-from .errors import RateLimited, RenderFailed, RenderTimeout
+from .errors import RateLimited, RenderFailed, RenderTimeout, ServiceError
 from .events import ProgressEvent
 from .jobs import is_number
 
@@ -214,10 +214,6 @@ class RatePause:
         self.until = max(self.until, time.monotonic() + seconds)
         return seconds
 
-    def left(self) -> float:
-        """Seconds until the pause ends (0 when there is none)."""
-        return max(0.0, self.until - time.monotonic())
-
 
 def progress_event(
     project_key: str, progress: Progress, clock: PollClock, position: Optional[int] = None
@@ -247,3 +243,69 @@ def render_timeout(key: str, timeout: Optional[float], progress: float, who: str
         + "). The render may still finish: wait for it again with the same project key, "
         "or run the same batch again."
     )
+
+
+def until_done(
+    poll: Callable[[float], Progress],
+    watch: Watch,
+    pause: RatePause,
+    report: Callable[[Progress], None],
+    who: str = "",
+    bound: Callable[[], float] = lambda: math.inf,
+) -> Generator[float, None, str]:
+    """The poll policy, the one both the step functions and the batch use:
+    poll a render until progress reaches 100 and an address appears, and
+    return the address. ``poll(limit)`` asks once within ``limit`` seconds.
+
+    Between polls it yields the ``time.monotonic()`` at which to poll next;
+    the caller sleeps until then (a batch polls other renders meanwhile). A
+    rate limit pauses every request of the client; a failed answer counts
+    only once it persists; an answer cut off by the deadline ends in
+    :class:`RenderTimeout`. ``bound()`` caps one poll while other renders
+    wait for the same thread: a poll cut there is asked again. A poll that
+    was due before the deadline but whose turn came after it (the thread
+    was held elsewhere) gets one last look of :data:`LAST_LOOK_SECONDS`.
+    """
+    owed = False  # the last wake-up was due before the deadline
+    limited: Optional[RateLimited] = None  # the last answer, if it was a rate limit
+    while True:
+        now = time.monotonic()
+        expired = watch.expired(now, who)
+        if expired is not None and not owed:
+            raise _late(expired, limited)
+        if pause.until > now and expired is None:
+            when = pause.until
+        else:
+            limit = LAST_LOOK_SECONDS if expired is not None else min(watch.seconds_left(now), bound())
+            try:
+                progress = poll(limit)
+            except RateLimited as error:
+                limited, when = error, time.monotonic() + pause.extend(error)
+                logger.warning("%sproject %s: rate limited; polling again in %g s", who, watch.project_key, when - now)
+            except RenderFailed as error:
+                limited, when = None, time.monotonic() + watch.failed(error, time.monotonic())
+                logger.warning("%s%s; looking again in %.1f s", who, error, when - time.monotonic())
+            except ServiceError as error:
+                if expired is None and limit < watch.seconds_left(now) and time.monotonic() - now >= limit:
+                    logger.warning("%sa poll took over %g s; asking again", who, limit)
+                    when = time.monotonic()
+                else:  # a poll cut off by the deadline: the timeout is the news
+                    expired = watch.expired(time.monotonic(), who)
+                    raise (error if expired is None else _late(expired, limited)) from None
+            else:
+                limited = None
+                report(progress)
+                if progress.done:
+                    assert progress.address is not None
+                    return progress.address
+                when = now + watch.answered(progress, time.monotonic(), who)
+        owed = watch.deadline is not None and when < watch.deadline
+        yield when if watch.deadline is None else min(when, watch.deadline)
+
+
+def _late(expired: RenderTimeout, limited: Optional[RateLimited]) -> Exception:
+    """The error of a render whose deadline passed: a rate limit, if that is
+    what the last poll got (the service, not the render, was the hold-up)."""
+    if limited is None:
+        return expired
+    return RateLimited(f"{expired} Its last poll was refused: {limited}", retry_after=limited.retry_after)

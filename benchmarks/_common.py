@@ -133,7 +133,7 @@ UNCAPPED = {"max_polls_per_second": None}
 def export_batch(
     base_url: str, token: str, count: int, out_dir: str, client: Optional[Dict[str, Any]] = None, **settings: Any
 ) -> Dict[str, Any]:
-    """``count`` jobs through ``Client(token, base_url=..., **client).export_chromakeys``
+    """``count`` jobs through ``export_chromakeys(..., client=Client(token, base_url=..., **client))``
     (``client`` None: the plain function and its defaults), measured in this
     process (run it through :func:`call`, so that the simulator's work is not counted)."""
     from aistudios_chromakey import Client, export_chromakeys
@@ -144,7 +144,7 @@ def export_batch(
         paths = export_chromakeys(batch, token, base_url=base_url, out_dir=out_dir, **settings)
     else:
         with Client(token, base_url=base_url, **client) as keeper:
-            paths = keeper.export_chromakeys(batch, out_dir=out_dir, **settings)
+            paths = export_chromakeys(batch, out_dir=out_dir, client=keeper, **settings)
     wall, cpu, written = time.perf_counter() - started, time.process_time() - cpu, write_bytes() - written
     return {"wall": wall, "cpu": cpu, "written": written, "rss": peak_rss(), "files": len(paths)}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import json
 import socket
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterator, List
 
@@ -523,3 +524,18 @@ def test_nonsense_timings_are_refused_before_anything_is_sent(
     with pytest.raises(ValueError):
         export_chromakeys(jobs, SECRET, base_url=sim.base_url, out_dir=tmp_path, **bad)
     assert sim.log == []
+
+
+def test_the_wait_ends_within_a_few_tenths_of_its_deadline_when_the_last_poll_hangs(
+    sim: Simulator, jobs: List[Dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aistudios_chromakey import _transport
+
+    monkeypatch.setattr(_transport, "BACKOFF_FACTOR", 0.25)  # the real backoff, not the tests' short one
+    sim.plan(RenderPlan(seconds=100, finish=False))
+    key = _export(sim, jobs)
+    sim.fault("progress", "hang", seconds=30, times=100)  # every poll hangs: the deadline must still hold
+    started = time.monotonic()
+    with pytest.raises(RenderTimeout):
+        wait_for_video(key, SECRET, base_url=sim.base_url, timeout=1)
+    assert time.monotonic() - started < 1.6

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import time
 from pathlib import Path
@@ -441,31 +442,13 @@ def test_proxies_from_the_environment_still_apply_and_no_proxy_too(
     assert len(sim.exports) == 1
 
 
-def test_the_environment_is_read_once_per_host_not_at_every_request(
-    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import requests.sessions
-
-    reads: List[str] = []
-    real = requests.sessions.get_environ_proxies
-
-    def counted(url: str, no_proxy: Any = None) -> Any:
-        reads.append(url)
-        return real(url, no_proxy=no_proxy)
-
-    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counted)
-    export_chromakeys(jobs, SECRET, base_url=sim.base_url, out_dir=tmp_path, poll_interval=0.05)
-    assert len(sim.log) > 6
-    assert len(reads) <= 2  # the API host and the storage host (one storage session per download worker)
-
-
 def test_a_batch_polls_no_faster_than_its_cap_however_many_renders_run(
     sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
 ) -> None:
     many = [dict(jobs[0], text=f"job {n}") for n in range(12)]
     sim.plan(*[RenderPlan(seconds=1.0) for _ in many])
     with Client(SECRET, base_url=sim.base_url, max_polls_per_second=10) as client:
-        client.export_chromakeys(many, out_dir=tmp_path, concurrency=12, poll_interval=0.05)
+        export_chromakeys(many, out_dir=tmp_path, concurrency=12, poll_interval=0.05, client=client)
     times = sorted(r.time for r in sim.polls())
     assert len(times) > 12
     # Never more than 10 in any second (measured on arrival, so a little jitter is allowed).
@@ -475,3 +458,79 @@ def test_a_batch_polls_no_faster_than_its_cap_however_many_renders_run(
 def test_a_nonsense_poll_cap_is_refused() -> None:
     with pytest.raises(ValueError, match="max_polls_per_second"):
         Client("k", base_url="http://127.0.0.1:9", max_polls_per_second=0)
+
+
+# --- one client per credentials ----------------------------------------------------------
+
+
+def test_a_client_given_to_the_plain_functions_mints_one_token_for_the_whole_tutorial_loop(
+    sim: Simulator, v3: Dict[str, Any], tmp_path: Path
+) -> None:
+    from aistudios_chromakey import download_video, request_export, wait_for_video
+
+    settings = {k: v for k, v in v3.items() if k != "poll_interval"}
+    with Client(**settings) as client:
+        for job in (V3_JOB, dict(V3_JOB, text="Again.")):
+            key = request_export(job, client=client)
+            download_video(wait_for_video(key, client=client, poll_interval=0.05), tmp_path, client=client)
+        export_chromakeys([V3_JOB], out_dir=tmp_path / "batch", poll_interval=0.05, client=client)
+    assert len(sim.tokens_minted) == 1 and len(sim.exports) == 3
+
+
+def test_a_client_and_the_settings_of_another_are_refused_before_anything_is_sent(
+    sim: Simulator, v3: Dict[str, Any]
+) -> None:
+    settings = {k: v for k, v in v3.items() if k != "poll_interval"}
+    with Client(**settings) as client, pytest.raises(ValueError, match=r"either client= or .*app_id"):
+        request_export(V3_JOB, client=client, app_id="another")
+    assert sim.log == []
+
+
+def test_the_plain_functions_leave_no_connection_or_file_open(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    def open_descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    export_chromakeys(jobs[:1], SECRET, base_url=sim.base_url, out_dir=tmp_path / "warm", poll_interval=0.05)
+    before = open_descriptors()
+    for run in range(5):
+        export_chromakeys(jobs, SECRET, base_url=sim.base_url, out_dir=tmp_path / str(run), poll_interval=0.05,
+                          concurrency=3)  # fmt: skip
+    assert open_descriptors() <= before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this system")
+def test_a_forked_child_still_bounds_its_requests_and_no_thread_outlives_a_call(
+    sim: Simulator, jobs: List[Dict[str, Any]]
+) -> None:
+    import signal
+    import threading
+
+    key = request_export(jobs[0], SECRET, base_url=sim.base_url)
+    assert [t.name for t in threading.enumerate() if t.name.startswith("aistudios")] == []  # none outlives a call
+    sim.fault("progress", "hang", seconds=2)
+    polling = threading.Thread(target=lambda: Client(SECRET, base_url=sim.base_url).poll(key))
+    polling.start()  # a guarded request in flight: the watchdog runs as the process forks
+    time.sleep(0.3)
+    sim.fault("export", "trickle", rate=4.0)  # a byte every 0.25 s: only the wall-clock guard ends it
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child reports through its exit status)
+        started, status = time.monotonic(), 3
+        try:
+            request_export(jobs[1], SECRET, base_url=sim.base_url, request_timeout=(0.5, 1.0))
+        except ExportUncertain:
+            status = 0 if time.monotonic() - started < 2.5 else 4
+        finally:
+            os._exit(status)
+    polling.join()
+    for _ in range(100):  # up to 10 s; a child whose requests are unbounded trickles for a minute
+        ended, status = os.waitpid(child, os.WNOHANG)
+        if ended:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        pytest.fail("the forked child's request was not cut at its bound")
+    assert os.waitstatus_to_exitcode(status) == 0

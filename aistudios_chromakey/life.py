@@ -1,0 +1,258 @@
+"""One job's life: the tutorial's loop body, written once.
+
+The tutorial (``multiple-chromakey-export``) does this for each job::
+
+    for (const i in jobs) {
+      let projectKey = await fetch('.../api/odin/simple/video', {method: 'POST', ...})  // 1
+      while (true) {
+        const res = await fetch('.../api/odin/editor/progress/' + projectKey)             // 2
+        if (res.data.progress >= 100 && res.data.url) {
+          https.get(res.data.url, response => response.pipe(file)); break                // 3
+        }
+        await new Promise(resolve => setTimeout(resolve, 3000))
+      }
+    }
+
+:func:`life` is that body for one job, with what the tutorial lacks written
+as visible steps: the journal's records (a re-run never pays twice), a
+failure that counts only once it persists (in the poll policy,
+``polling.until_done``), and an expired address asked again. It is a
+generator: where the JavaScript awaits, it yields what it waits for, a time
+to poll again or a :class:`Fetch` of a video, and whoever drives it (the
+batch, in turn or interleaved) resumes it when that has come.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generator, Optional, Union
+
+from . import polling
+from .answers import Progress
+from .client import Client
+from .download import SavedVideo
+from .errors import (
+    AIStudiosError,
+    AuthenticationError,
+    DownloadError,
+    ExportRejected,
+    ExportUncertain,
+    JournalError,
+    RateLimited,
+    RenderFailed,
+    ServiceError,
+)
+from .events import ProgressCallback, ProgressEvent
+from .jobs import Job
+from .journal import Entry, JobState, Journal, sync_folder
+from .names import video_name
+from .polling import Watch, until_done
+
+logger = logging.getLogger("aistudios_chromakey")
+
+_STALE_ADDRESS = frozenset({403, 404, 410})  # signed links expire: ask for a fresh one...
+_REFRESHES = 3  # ...this many times
+_RATE_LIMIT_TRIES = 5  # rate-limit pauses one export may wait out
+
+
+@dataclass
+class Task:
+    """One job of this run, and where it stands."""
+
+    job: Job
+    fingerprint: str
+    project_key: Optional[str] = None
+    recheck: bool = False  # an earlier run saw it fail: export anew if it still does
+    delivered: Optional[Entry] = None  # an earlier run saved its video, which is no longer in the folder
+    saved: Optional[SavedVideo] = None
+    received: Optional[int] = None  # bytes of its video so far, while it downloads
+    total: Optional[int] = None
+    error: Optional[AIStudiosError] = None
+
+    @property
+    def position(self) -> int:
+        assert self.job.position is not None
+        return self.job.position
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """What a life yields to have a video downloaded; the driver sends back
+    the :class:`SavedVideo`, or the :class:`DownloadError`."""
+
+    task: Task
+    url: str
+    name: str
+
+
+Step = Union[float, Fetch]  # a time.monotonic() to be woken at, or a download
+
+
+@dataclass
+class Run:
+    """What every life of one batch shares."""
+
+    client: Client
+    journal: Journal
+    folder: Path
+    poll_interval: Optional[float]
+    timeout: Optional[float]
+    on_progress: Optional[ProgressCallback]
+    filename_template: Optional[str]
+    accepted: int = 0  # exports accepted in this run
+    queued: int = 0  # the other lives waiting for the thread while one runs
+
+    def emit(self, kind: str, task: Task, **fields: Any) -> None:
+        if self.on_progress is None:
+            return
+        saved = task.saved
+        self.on_progress(
+            ProgressEvent(
+                kind,
+                position=task.position,
+                project_key=task.project_key,
+                path=saved.path if saved else None,
+                error=task.error,
+                size=saved.size if saved else None,
+                sha256=saved.sha256 if saved else None,
+                **fields,
+            )
+        )
+
+    def fail(self, task: Task, error: AIStudiosError) -> None:
+        text = str(error)
+        logger.error("%s", text if text.startswith(f"job {task.position}") else f"job {task.position}: {text}")
+        task.error = error
+        self.emit("failed", task)
+
+
+def life(run: Run, task: Task) -> Generator[Step, Any, None]:
+    """One job: ask for the render, poll until it is done, download it."""
+    refreshes, watch = 0, None
+    while True:
+        # 1. Ask for the render, unless an earlier run's was recorded.
+        if task.project_key is None:
+            if not (yield from export(run, task)):
+                return
+            watch = None
+            yield time.monotonic()  # the other jobs' exports go before this one's first poll
+        key = task.project_key
+        assert key is not None
+        watch = watch or Watch(key, run.poll_interval, run.timeout, time.monotonic())
+
+        # 2. Poll until progress reaches 100 and an address appears.
+        try:
+            address = yield from _polls(run, task, watch)
+        except RenderFailed as error:
+            if task.delivered is not None:
+                # Paid for and delivered once: the user moved the video away and the
+                # service let the project go. A new export would be a second payment.
+                run.fail(task, RenderFailed(_gone(task, task.delivered, run.folder, error)))
+            elif task.recheck:
+                logger.info("job %d: project %s still failed; exporting it anew", task.position, key)
+                task.project_key, task.recheck = None, False
+                continue
+            else:
+                run.journal.put(task.fingerprint, Entry(task.position, JobState.FAILED, key))
+                run.fail(task, error)
+            return
+        except (AuthenticationError, JournalError):
+            raise  # every other job would fail the same way
+        except AIStudiosError as error:
+            run.fail(task, error)
+            return
+
+        # 3. Download it: streamed into a temporary file, named when whole.
+        task.received, task.total = 0, None
+        run.emit("downloading", task, progress=100.0, received=0)
+        name = video_name(task.job, run.filename_template, key, address)
+        outcome = yield Fetch(task, address, name)
+        if isinstance(outcome, DownloadError):
+            if outcome.status in _STALE_ADDRESS and refreshes < _REFRESHES:
+                # Signed addresses expire: the progress answer carries a fresh one.
+                refreshes += 1
+                logger.warning("job %d: the video address was refused (%s); asking again", task.position, outcome)
+                continue
+            run.fail(task, outcome)
+            return
+        task.saved = saved = outcome
+        if run.journal.keeps:
+            sync_folder(run.folder)  # the file's name is on disk before the journal says done
+        run.journal.put(
+            task.fingerprint,
+            Entry(task.position, JobState.DONE, key, saved.path.name, saved.size, saved.sha256, saved.verified),
+        )
+        logger.info("job %d done: %s", task.position, saved.path)
+        run.emit("done", task, progress=100.0)
+        return
+
+
+def _polls(run: Run, task: Task, watch: Watch) -> Generator[float, None, str]:
+    """Step 2, the poll policy the step functions use too; while other
+    renders wait for this thread, one poll is bounded."""
+    key = watch.project_key
+
+    def report(progress: Progress) -> None:
+        task.recheck = False  # it answered: a failure seen before was not this render's end
+        if run.on_progress is not None:
+            run.on_progress(watch.event(progress, task.position))
+
+    def bound() -> float:
+        return polling.POLL_SECONDS if run.queued else math.inf
+
+    def poll(limit: float) -> Progress:
+        return run.client.poll(key, limit=limit)
+
+    return until_done(poll, watch, run.client.pause, report, f"job {task.position}: ", bound)
+
+
+def export(run: Run, task: Task) -> Generator[float, Any, bool]:
+    """Step 1: the export request, recorded before it is sent and once it is
+    accepted; True when accepted. A rate limit is waited out, by every job."""
+    tries = 0
+    while True:
+        if run.client.pause.until > time.monotonic():
+            yield run.client.pause.until
+        # Recorded before sending: if this run dies before the answer is
+        # recorded, the next one treats the job as possibly paid for.
+        run.journal.put(task.fingerprint, Entry(task.position, JobState.EXPORTING))
+        try:
+            key = run.client.request_export(task.job)
+        except ExportUncertain as error:
+            run.journal.put(task.fingerprint, Entry(task.position, JobState.UNCERTAIN))
+            run.fail(task, error)
+            return False
+        except AIStudiosError as error:
+            # Certainly not accepted (refused, rate limited, unreachable): as if never tried.
+            run.journal.forget(task.fingerprint)
+            wrong_address = (isinstance(error, ServiceError) and error.unreachable) or (
+                isinstance(error, ExportRejected) and error.moved
+            )
+            if isinstance(error, AuthenticationError) or (wrong_address and not run.accepted):
+                raise  # every other job would fail the same way: one message, nothing sent
+            if isinstance(error, RateLimited) and tries < _RATE_LIMIT_TRIES:
+                tries += 1
+                pause = run.client.pause.extend(error)
+                logger.warning("job %d: rate limited; the whole batch waits %g s", task.position, pause)
+                continue
+            run.fail(task, error)
+            return False
+        task.project_key = key
+        run.accepted += 1
+        # Before the first poll: a re-run must never export it again.
+        run.journal.put(task.fingerprint, Entry(task.position, JobState.SUBMITTED, key))
+        run.emit("submitted", task, progress=0.0)
+        return True
+
+
+def _gone(task: Task, entry: Entry, folder: Path, error: RenderFailed) -> str:
+    digest = f", sha256 {entry.sha256[:16]}..." if entry.sha256 else ""
+    return (
+        f"job {task.position}: an earlier run saved its video ({entry.file}{digest}), which is no longer in "
+        f"{folder}, and the service no longer gives it ({error}). It is not exported again, which would be paid "
+        "for twice: put the file back, or to export it anew run this job on its own with resume=False"
+    )
