@@ -10,11 +10,12 @@ The tutorial's flow in four plain functions::
 and the :class:`Client` behind them, for scripts that keep one.
 """
 
-import importlib
 import logging
-from typing import TYPE_CHECKING, Any, List
 
 from ._version import VERSION as __version__  # noqa: N811 (the dunder is the convention)
+from .api import download_video, export_chromakeys, list_models, request_export, wait_for_video
+from .catalogue import Clothes, Model
+from .client import Client
 from .errors import (
     AIStudiosError,
     AuthenticationError,
@@ -31,48 +32,20 @@ from .errors import (
 )
 from .events import ProgressEvent, show_progress
 
-if TYPE_CHECKING:
-    from .api import download_video, export_chromakeys, list_models, request_export, wait_for_video
-    from .client import Client
-
 logging.getLogger("aistudios_chromakey").addHandler(logging.NullHandler())
-
-# The names that need requests come with their module on first use, so that
-# `aistudios-chromakey --version` (and any script that only reads the
-# version or catches an error) starts without loading it.
-_LAZY = {
-    "Client": "client",
-    "download_video": "api",
-    "export_chromakeys": "api",
-    "list_models": "api",
-    "request_export": "api",
-    "wait_for_video": "api",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> List[str]:
-    return sorted(__all__)
-
 
 __all__ = [
     "AIStudiosError",
     "AuthenticationError",
     "BatchError",
     "Client",
+    "Clothes",
     "DownloadError",
     "ExportRejected",
     "ExportUncertain",
     "InvalidJob",
     "JournalError",
+    "Model",
     "ProgressEvent",
     "RateLimited",
     "RenderFailed",

@@ -23,14 +23,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from .api import export_chromakeys, list_models
 from .arguments import parser
 from .board import Board, shown, summary, summary_json, width
+from .client import Client
 from .credentials import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV, Given, credentials_from
 from .errors import AIStudiosError, BatchError, ExportRejected, InvalidJob, JournalError, ServiceError
 from .flows import flow_named
 from .jobs import check_jobs
 from .jobsfile import JobsFileError, read_jobs_file
 from .names import check_template
+from .preflight import check_folder
+from .simulator import Simulator
 
 logger = logging.getLogger("aistudios_chromakey")
 
@@ -72,7 +76,6 @@ def _credentials(options: argparse.Namespace) -> Given:
 def _run_batch(jobs: List[Dict[str, Any]], origins: List[str], credentials: Given, options: argparse.Namespace,
                *, base_url: Optional[str], resume: bool) -> int:  # fmt: skip
     live = sys.stderr.isatty() and not options.verbose
-    from .api import export_chromakeys  # the library's weight, only for a command that uses it
 
     board = Board(len(jobs), sys.stderr, live, options.quiet, concurrency=options.concurrency)
     extra: Dict[str, Any] = {} if options.name is None else {"filename_template": options.name}
@@ -216,8 +219,6 @@ def _cmd_run(options: argparse.Namespace) -> int:
 def _dry_run(jobs: List[Dict[str, Any]], origins: List[str], credentials: Given,
              options: argparse.Namespace) -> int:  # fmt: skip
     """What a run would send, and whether the credentials are accepted; no export."""
-    from .client import Client
-    from .preflight import check_folder
 
     try:
         check_folder(Path(options.out), create=False)  # as a run does, but making nothing
@@ -250,7 +251,6 @@ def _dry_run(jobs: List[Dict[str, Any]], origins: List[str], credentials: Given,
 
 
 def _cmd_demo(options: argparse.Namespace) -> int:
-    from .simulator import Simulator
 
     say = functools.partial(print, file=sys.stderr)
     say("Demo: the tutorial's three jobs, against the built-in simulator of AI STUDIOS (no key, no network).")
@@ -265,8 +265,6 @@ def _cmd_demo(options: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(options: argparse.Namespace) -> int:
-    from .simulator import Simulator
-
     sim = Simulator(options.token, render_seconds=options.render_seconds, port=options.port,
                     app_id=options.app_id, user_key=options.user_key)  # fmt: skip
     try:
@@ -294,7 +292,6 @@ def _cmd_simulate(options: argparse.Namespace) -> int:
 
 
 def _cmd_models(options: argparse.Namespace) -> int:
-    from .api import list_models
 
     credentials = _credentials(options)
     models = list_models(

@@ -169,7 +169,7 @@ def life(run: Run, task: Task) -> Generator[Step, Any, None]:
         # 3. Download it: streamed into a temporary file, named when whole.
         task.received, task.total = 0, None
         run.emit("downloading", task, progress=100.0, received=0)
-        name = video_name(task.job, run.filename_template, key, address)
+        name = video_name(task.job.filename, run.filename_template, task.position, task.job.body, key, address)
         outcome = yield Fetch(task, address, name)
         if isinstance(outcome, DownloadError):
             if outcome.status in _STALE_ADDRESS and refreshes < _REFRESHES:

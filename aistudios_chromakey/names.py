@@ -10,11 +10,8 @@ import string
 import threading
 import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
+from typing import Any, Callable, Mapping, Optional, Tuple
 from urllib.parse import unquote, urlsplit
-
-if TYPE_CHECKING:
-    from .jobs import Job
 
 MAX_NAME_BYTES = 150
 DEFAULT_EXTENSION = ".mp4"
@@ -128,14 +125,14 @@ def from_template(template: str, position: int, body: Mapping[str, Any], key: st
     return safe_name(raw, key)  # a "/" in the template or the text becomes "_"
 
 
-def video_name(job: Job, template: Optional[str], key: str, url: str) -> str:
+def video_name(filename: Optional[str], template: Optional[str], position: int, body: Mapping[str, Any], key: str,
+               url: str) -> str:  # fmt: skip
     """A job's file name: its own ``filename``, else the batch's template,
     else the tutorial's (the address's basename)."""
-    if job.filename:
-        return job.filename
+    if filename:
+        return filename
     if template:
-        assert job.position is not None
-        return from_template(template, job.position, job.body, key, url)
+        return from_template(template, position, body, key, url)
     return safe_filename(url, key)
 
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Callable, Generator, Optional, Tuple
+from typing import Callable, Generator, Optional, Tuple
 
+from .answers import Progress
 from .errors import RateLimited, RenderFailed, RenderTimeout, ServiceError
 from .events import ProgressEvent
 from .jobs import is_number
-
-if TYPE_CHECKING:
-    from .answers import Progress
 
 logger = logging.getLogger("aistudios_chromakey")
 

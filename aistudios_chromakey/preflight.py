@@ -12,14 +12,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Collection, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Collection, Dict, List, Mapping, Optional, Tuple
 
 from .catalogue import check_jobs_against
+from .client import Client
 from .errors import JournalError, ServiceError
 from .jobs import Job
-
-if TYPE_CHECKING:
-    from .client import Client
 
 logger = logging.getLogger("aistudios_chromakey")
 

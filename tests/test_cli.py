@@ -627,21 +627,6 @@ def test_a_printed_key_is_given_back_with_adopt(sim: Simulator, jobs: List[Dict[
     assert bad.returncode == 2 and "POSITION=KEY" in bad.stderr
 
 
-def test_starting_up_loads_nothing_a_command_does_not_need(tmp_path: Path) -> None:
-    probe = (
-        "import sys, runpy\n"
-        "import aistudios_chromakey\n"
-        "from aistudios_chromakey import AIStudiosError, __version__\n"
-        "sys.argv = ['aistudios-chromakey', '--version']\n"
-        "try:\n    runpy.run_module('aistudios_chromakey', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('requests', 'urllib3', 'difflib', 'concurrent.futures') if m in sys.modules))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=_env(), capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "[]"
-
-
 def test_a_service_that_moved_or_cannot_be_reached_stops_the_batch_and_exits_2(
     sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
 ) -> None:
