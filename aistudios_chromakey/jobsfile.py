@@ -46,16 +46,15 @@ from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union
 from .flows import FLOWS
 from .jobs import EXTRA_KEY, FILENAME_KEY, REQUIRED_FIELDS
 
-__all__ = ["FILENAME_FIELD", "OPTIONAL_FIELDS", "JobsFile", "JobsFileError", "read_jobs_file"]
+__all__ = ["OPTIONAL_FIELDS", "JobsFile", "JobsFileError", "read_jobs_file"]
 
 #: Optional columns in the spelling the service documents: legacy, then V3.
 OPTIONAL_FIELDS = tuple(name for flow in FLOWS.values() for name in flow.optional)
 #: The column naming a job's downloaded video, kept in the job under this key.
-FILENAME_FIELD = FILENAME_KEY
 
 _NUMBERS = ("uppercut",)
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-_CANONICAL = {name.lower(): name for name in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS, FILENAME_FIELD)}
+_CANONICAL = {name.lower(): name for name in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS, FILENAME_KEY)}
 _UTF8, _UTF8_BOM, _UTF16 = "UTF-8", "UTF-8 with BOM", "UTF-16"
 _CP949 = "cp949 (Korean Excel 'CSV (쉼표로 분리)')"
 _SAVE_AS_CSV = 'in Excel choose File > Save As > "CSV UTF-8 (쉼표로 분리)"'

@@ -26,7 +26,7 @@ import os
 import re
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
@@ -102,10 +102,6 @@ class Journal:
         self.entries[fingerprint] = entry
         self._append(entry.line(fingerprint), durable=entry.state in _DURABLE, key=entry.project_key)
 
-    def update(self, fingerprint: str, **changes: Any) -> None:
-        entry = self.entries[fingerprint]
-        self.put(fingerprint, replace(entry, **changes))
-
     def forget(self, fingerprint: str) -> None:
         """The job was certainly not accepted: as if never tried."""
         if self.entries.pop(fingerprint, None) is not None:
@@ -150,14 +146,7 @@ class Journal:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise self._unreadable("not UTF-8 text") from None
-        try:
-            whole = json.loads(text)
-        except (ValueError, RecursionError):
-            whole = None  # several lines: version 2, or damaged
-        if isinstance(whole, dict) and "jobs" in whole:
-            self.entries = self._read_version_1(whole)
-        else:
-            self.entries = self._read_lines(text)
+        self.entries = self._read_lines(text)
 
     def _read_lines(self, text: str) -> Dict[str, Entry]:
         lines = text.split("\n")
@@ -194,15 +183,6 @@ class Journal:
         if not isinstance(record, dict):
             raise self._unreadable(f"line {number} is not a JSON object")
         return record
-
-    def _read_version_1(self, content: Dict[str, Any]) -> Dict[str, Entry]:
-        """A journal of version 1 (one JSON document), read to be compacted into version 2."""
-        if content.get("format") != _FORMAT or content.get("version") != 1:
-            raise self._unreadable("not a journal of aistudios-chromakey")
-        jobs = content.get("jobs")
-        if not isinstance(jobs, dict) or not all(isinstance(v, dict) for v in jobs.values()):
-            raise self._unreadable("its 'jobs' are not a mapping")
-        return {fingerprint: self._entry(record, fingerprint) for fingerprint, record in jobs.items()}
 
     def _entry(self, record: Dict[str, Any], where: str) -> Entry:
         try:

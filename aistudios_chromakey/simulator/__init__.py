@@ -51,7 +51,7 @@ from .routes import Router
 from .server import Server
 from .service import Service
 from .settings import Settings
-from .storage import Storage, Video
+from .storage import Storage
 
 __all__ = [
     "DEFAULT_CATALOGUE",
@@ -274,7 +274,3 @@ class Simulator:
     def video(self, key: str) -> bytes:
         """The exact bytes the download host serves for a project (now)."""
         return self._storage.video(key).read()
-
-    def _video(self, key: str) -> Video:
-        # Kept for benchmarks/download_memory.py, which streams a video's chunks.
-        return self._storage.video(key)
