@@ -1,35 +1,31 @@
-"""The HTTP sessions behind a client, and where each kind of failure is
-tried again (the wall-clock bound of every request is in deadlines.py).
+"""The HTTP sessions behind a client, and their retries (the wall-clock
+bound of every request is in deadlines.py).
 
-Every retry of the library is listed here, each kind of failure in one
-place, each with a bound:
+Each kind of failure is tried again in one place, with a bound:
 
-* **Connections and server errors** (``Retry`` below, mounted on the API
-  session): a connection that could not be opened is tried again, for any
-  request; a progress poll, the catalogue or the token check (``GET``) is
-  also tried again after a read error or an HTTP 5xx. At most 6 attempts per
-  request. A ``POST`` (the export, a paid render; minting a token) is resent
-  only when the connection was never established: a timeout, a reset or a
-  5xx after the body was sent may hide an accepted render.
-* **A refused access token** (HTTP 401 on V3 with minted tokens) and **a
-  short rate limit** (HTTP 429 asking for at most
-  ``polling.IN_REQUEST_WAIT_MAX`` seconds): the client's exchange with the
-  API (``client.py``), once for the first, twice for the second; a 429
-  proves the request was not taken, so even an export is sent again.
-* **A longer rate limit**: the client's shared pause (``Client.pause``); the
-  batch gives a job at most 5 of them.
-* **Downloads** (``download.py``): the storage session retries nothing
-  itself; the download's own loop makes at most 5 attempts, each resuming
-  where the last stopped (a connection lost, a body cut short, a stall of
-  ``download.STALL_SECONDS`` without a chunk, a checksum that did not match).
-* **Expired video addresses** (``batch.py``): a fresh address is asked for
-  at most 3 times per job.
-* **A render that says it failed** (``polling.py``): asked again until the
-  failure has lasted three answers over ten seconds.
+* **In one request to the API** (``_Retry`` below, urllib3's): a connection
+  that could not be opened, for any request; a read error or an HTTP 5xx,
+  for a ``GET`` (a poll, the catalogue); an HTTP 429 asking for at most
+  ``IN_REQUEST_WAIT_MAX`` seconds, twice, for any request (a 429 proves the
+  request was not taken, so even an export is sent again). A ``POST`` (an
+  export, a paid render; minting a token) is otherwise never resent: a
+  timeout, a reset or a 5xx after the body was sent may hide an accepted
+  render. Never past the request's wall-clock bound, backoff included.
+* **A refused access token** (V3, minted from an AppId and a UserKey):
+  minted again once, and the request sent again (``Client._exchange``).
+* **A longer rate limit**: the client's shared pause (``Client.pause``),
+  then the poll or the export again; an export waits out at most 5.
+* **A render that says it failed** (``polling.FailureWatch``): asked again
+  until the failure has lasted three answers over ten seconds.
+* **Downloads** (``download.py``): at most 5 attempts, each resuming where
+  the last one stopped; **an expired video address** (``life.py``): a
+  fresh one asked for at most 3 times.
 
-So one poll makes at most 6 requests, one export at most 3 (2 short rate
-limits; a connection never made is no request), and one video at most
-4 addresses of 5 attempts each.
+Measured against the simulator (``tests/test_api.py``): one poll makes at
+most 6 requests (an HTTP 503 every time: 6; a reset: 5; a 429: 3), 12 when
+its token is refused between them, plus the new token's; one export at
+most 3 (429s), 6 with a refused token. One video takes at most 4 addresses
+of 5 attempts each.
 """
 
 from __future__ import annotations
@@ -44,7 +40,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ResponseError
 from urllib3.util.retry import Retry
 
 from .deadlines import GuardedAdapter, time_left
@@ -61,14 +57,29 @@ BACKOFF_FACTOR = 0.25
 _BACKOFF_MAX = 30
 
 
+#: HTTP 429s waited out inside one request, each asking for at most
+#: IN_REQUEST_WAIT_MAX seconds; a longer one, or a third, is the caller's.
+IN_REQUEST_429S = 2
+IN_REQUEST_WAIT_MAX = 5.0
+
+
 class _Retry(Retry):
-    """urllib3's ``Retry`` with our POST rule and jitter, written so that it
-    works on urllib3 1.26 and 2.x alike."""
+    """urllib3's ``Retry`` with our rules for POST and HTTP 429, jitter, and
+    nothing past the request's wall-clock bound, written so that it works on
+    urllib3 1.26 and 2.x alike."""
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if status_code == 429:
+            return True  # proof that the request was not taken: even an export is asked again
         if method.upper() == "POST":
             return False  # an answer came: the body was sent, and may have been taken
         return super().is_retry(method, status_code, has_retry_after)
+
+    def get_retry_after(self, response: Any) -> Optional[float]:
+        if response.status != 429:
+            return None  # a 5xx's Retry-After is not waited for: the backoff is
+        asked = retry_after_seconds(response.headers.get("Retry-After"))
+        return min(1.0 if asked is None else asked, time_left())
 
     def get_backoff_time(self) -> float:
         backoff = float(super().get_backoff_time())
@@ -87,6 +98,11 @@ class _Retry(Retry):
     ) -> Retry:
         if time_left() <= 0:  # the request's wall-clock bound has passed: no more attempts
             raise MaxRetryError(_pool, url, error or ConnectionAbortedError("the request's time is up"))
+        if response is not None and response.status == 429:
+            asked = retry_after_seconds(response.headers.get("Retry-After"))
+            waited = sum(1 for earlier in self.history if earlier.status == 429)
+            if waited >= IN_REQUEST_429S or (1.0 if asked is None else asked) > min(IN_REQUEST_WAIT_MAX, time_left()):
+                raise MaxRetryError(_pool, url, ResponseError("rate limited"))  # the 429 goes to the caller
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
     # urllib3 1.26 reads this class attribute; 2.x takes backoff_max below.
@@ -127,7 +143,7 @@ def _api_retry() -> Retry:
         status_forcelist=_RETRY_STATUSES,
         allowed_methods=frozenset({"GET", "HEAD"}),
         raise_on_status=False,
-        respect_retry_after_header=False,
+        respect_retry_after_header=True,  # for HTTP 429 alone (get_retry_after)
         redirect=0,
         **options,
     )

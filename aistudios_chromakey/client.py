@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import requests
 
-from . import download, polling
+from . import download
 from ._transport import (
     DEFAULT_REQUEST_TIMEOUT,
     NetworkProblem,
@@ -158,28 +158,14 @@ class Client:
     ) -> Answer:
         """One exchange with the API host, each request bound in wall-clock
         time (at most ``limit`` seconds from now): a refused minted token (a
-        401, or a 200 whose error names the credential) is minted again once,
-        a short rate limit waited out twice at most. The
-        network's exceptions come through: only the caller knows whether a
+        401, or a 200 whose error names the credential) is minted again once.
+        The network's exceptions come through: only the caller knows whether a
         lost answer may hide a paid render."""
-        reminted = waits = 0
-        while True:
+        answer = self._request(method, path, what, body, limit)
+        if credential_refused(answer) and path != TOKEN_PATH and self.credentials.forget_token():
+            logger.info("%s: the access token was refused; minting a new one", what)
             answer = self._request(method, path, what, body, limit)
-            if credential_refused(answer) and not reminted and path != TOKEN_PATH and self.credentials.forget_token():
-                logger.info("%s: the access token was refused; minting a new one", what)
-                reminted += 1
-                continue
-            wait = answer.retry_after if answer.retry_after is not None else 1.0
-            if (
-                answer.status == 429
-                and waits < polling.IN_REQUEST_429S
-                and wait <= min(polling.IN_REQUEST_WAIT_MAX, limit)
-            ):
-                logger.info("%s: rate limited; asking again in %g s", what, wait)
-                waits += 1
-                time.sleep(wait)
-                continue
-            return answer
+        return answer
 
     def _request(self, method: str, path: str, what: str, body: Optional[Mapping[str, Any]], limit: float) -> Answer:
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": _USER_AGENT}

@@ -160,11 +160,6 @@ class Watch:
         return progress_event(self.project_key, progress, self.clock, position)
 
 
-#: HTTP 429s waited out inside one exchange with the API.
-IN_REQUEST_429S = 2
-#: Seconds an HTTP 429 is waited out inside one exchange; longer is the caller's pause.
-IN_REQUEST_WAIT_MAX = 5.0
-
 #: Progress polls a client sends per second at most, whatever the batch's
 #: concurrency: a service's rate limit is per account, not per job.
 DEFAULT_POLLS_PER_SECOND = 50.0

@@ -32,7 +32,7 @@ def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     from aistudios_chromakey import _transport, download, polling
 
     monkeypatch.setattr(_transport, "BACKOFF_FACTOR", 0.01)
-    monkeypatch.setattr(polling, "IN_REQUEST_WAIT_MAX", 0.2)
+    monkeypatch.setattr(_transport, "IN_REQUEST_WAIT_MAX", 0.2)
     monkeypatch.setattr(download, "RETRY_PAUSE", 0.01)
     monkeypatch.setattr(polling, "FAILED_SECONDS", 0.3)
 

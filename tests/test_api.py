@@ -19,6 +19,7 @@ from urllib3.util.retry import Retry
 from aistudios_chromakey import (
     AIStudiosError,
     AuthenticationError,
+    Client,
     ExportRejected,
     ExportUncertain,
     InvalidJob,
@@ -302,9 +303,9 @@ def test_a_429_on_a_poll_is_waited_out_as_retry_after_says(sim: Simulator, jobs:
 def test_a_429_on_the_export_is_waited_out_and_sent_once_more(
     sim: Simulator, jobs: List[Dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aistudios_chromakey import polling
+    from aistudios_chromakey import _transport
 
-    monkeypatch.setattr(polling, "IN_REQUEST_WAIT_MAX", 5.0)  # the documented in-request wait
+    monkeypatch.setattr(_transport, "IN_REQUEST_WAIT_MAX", 5.0)  # the documented in-request wait
     sim.fault("export", "status", status=429, retry_after="1")
     key = _export(sim, jobs)
     refused, accepted = sim.requests("api")
@@ -539,3 +540,29 @@ def test_the_wait_ends_within_a_few_tenths_of_its_deadline_when_the_last_poll_ha
     with pytest.raises(RenderTimeout):
         wait_for_video(key, SECRET, base_url=sim.base_url, timeout=1)
     assert time.monotonic() - started < 1.6
+
+
+@pytest.mark.parametrize(("kind", "options", "most"), [("status", {"status": 503}, 6), ("reset", {}, 5),
+                                                       ("status", {"status": 429, "retry_after": "0"}, 3)])  # fmt: skip
+def test_one_poll_makes_at_most_the_requests_the_transport_docstring_says(
+    sim: Simulator, jobs: List[Dict[str, Any]], kind: str, options: Dict[str, Any], most: int
+) -> None:
+    key = _export(sim, jobs)
+    sim.fault("progress", kind, times=100, **options)
+    with Client(SECRET, base_url=sim.base_url) as client, pytest.raises(ServiceError):
+        client.poll(key)
+    assert len(sim.polls(key)) == most
+
+
+def test_one_export_is_sent_at_most_three_times_and_only_after_429s(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.fault("export", "status", status=429, retry_after="0", times=100)
+    with pytest.raises(RateLimited):
+        request_export(jobs[0], SECRET, base_url=sim.base_url)
+    assert len(sim.requests("api")) == 3 and sim.exports == []
+
+
+def test_an_export_answered_with_a_5xx_is_never_sent_again(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
+    sim.fault("export", "status", status=503, times=100)
+    with pytest.raises(ExportUncertain):
+        request_export(jobs[0], SECRET, base_url=sim.base_url)
+    assert len(sim.requests("api")) == 1  # the 503 came after the body, which may have been taken
