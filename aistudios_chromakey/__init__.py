@@ -12,11 +12,9 @@ and the :class:`Client` behind them, for scripts that keep one.
 
 import logging
 
-from ._version import VERSION as __version__  # noqa: N811 (the dunder is the convention)
-from .api import download_video, export_chromakeys, list_models, request_export, wait_for_video
-from .catalogue import Clothes, Model
-from .client import Client
-from .errors import (
+from ._catalogue import Clothes, Model
+from ._client import Client
+from ._errors import (
     AIStudiosError,
     AuthenticationError,
     BatchError,
@@ -30,7 +28,9 @@ from .errors import (
     RenderTimeout,
     ServiceError,
 )
-from .events import ProgressEvent, show_progress
+from ._events import ProgressEvent, show_progress
+from ._functions import download_video, export_chromakeys, list_models, request_export, wait_for_video
+from ._version import VERSION as __version__  # noqa: N811 (the dunder is the convention)
 
 logging.getLogger("aistudios_chromakey").addHandler(logging.NullHandler())
 

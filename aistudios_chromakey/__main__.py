@@ -1,5 +1,5 @@
 """``python -m aistudios_chromakey``: the same as the ``aistudios-chromakey`` command."""
 
-from .cli import main
+from ._cli import main
 
 raise SystemExit(main())

@@ -1,5 +1,5 @@
 """The HTTP sessions behind a client, and their retries (the wall-clock
-bound of every request is in deadlines.py).
+bound of every request is in _deadlines.py).
 
 Each kind of failure is tried again in one place, with a bound:
 
@@ -17,8 +17,8 @@ Each kind of failure is tried again in one place, with a bound:
   then the poll or the export again; an export waits out at most 5.
 * **A render that says it failed** (``polling.FailureWatch``): asked again
   until the failure has lasted three answers over ten seconds.
-* **Downloads** (``download.py``): at most 5 attempts, each resuming where
-  the last one stopped; **an expired video address** (``life.py``): a
+* **Downloads** (``_download.py``): at most 5 attempts, each resuming where
+  the last one stopped; **an expired video address** (``_life.py``): a
   fresh one asked for at most 3 times.
 
 Measured against the simulator (``tests/test_api.py``): one poll makes at
@@ -43,7 +43,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ResponseError
 from urllib3.util.retry import Retry
 
-from .deadlines import GuardedAdapter, time_left
+from ._deadlines import GuardedAdapter, time_left
 
 #: ``(connect, read)`` seconds for every request unless the caller says otherwise.
 DEFAULT_REQUEST_TIMEOUT: Tuple[float, float] = (10.0, 60.0)

@@ -8,7 +8,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from aistudios_chromakey.cli import TUTORIAL_JOBS
+from aistudios_chromakey._cli import TUTORIAL_JOBS
 from aistudios_chromakey.simulator import Simulator
 
 __all__ = ["SECRET", "TUTORIAL_JOBS", "default_signal_handling"]
@@ -29,7 +29,9 @@ def default_signal_handling() -> None:
 def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     """The library's waits between attempts, made short: the same code runs,
     without idle seconds. A test of a wait's length sets it back."""
-    from aistudios_chromakey import _transport, download, polling
+    from aistudios_chromakey import _download as download
+    from aistudios_chromakey import _polling as polling
+    from aistudios_chromakey import _transport
 
     monkeypatch.setattr(_transport, "BACKOFF_FACTOR", 0.01)
     monkeypatch.setattr(_transport, "IN_REQUEST_WAIT_MAX", 0.2)

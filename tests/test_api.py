@@ -31,8 +31,8 @@ from aistudios_chromakey import (
     request_export,
     wait_for_video,
 )
+from aistudios_chromakey._polling import PollClock
 from aistudios_chromakey._transport import retry_after_seconds
-from aistudios_chromakey.polling import PollClock
 from aistudios_chromakey.simulator import RenderPlan, Simulator
 
 from .conftest import SECRET, TUTORIAL_JOBS

@@ -596,7 +596,7 @@ def test_an_output_folder_that_cannot_hold_videos_is_refused_before_paying(
 def test_a_full_disk_is_refused_before_paying(
     sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aistudios_chromakey import preflight
+    from aistudios_chromakey import _preflight as preflight
 
     monkeypatch.setattr(preflight, "MIN_FREE_BYTES", 1 << 60)  # more than any disk has
     with pytest.raises(JournalError, match="MiB free, not enough for a video"):
@@ -777,7 +777,7 @@ def test_videos_moved_away_after_the_service_let_their_projects_go_are_never_exp
 def test_one_slow_poll_neither_starves_the_other_renders_nor_makes_them_miss_their_deadline(
     sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aistudios_chromakey import polling
+    from aistudios_chromakey import _polling as polling
 
     monkeypatch.setattr(polling, "POLL_SECONDS", 1.0)
     sim.plan(*[RenderPlan(seconds=0.2) for _ in jobs])

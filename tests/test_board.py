@@ -8,8 +8,8 @@ from typing import Any, Tuple
 
 import pytest
 
-from aistudios_chromakey.board import Board, duration, fit, size_text, summary, summary_json
-from aistudios_chromakey.events import ProgressEvent
+from aistudios_chromakey._board import Board, duration, fit, size_text, summary, summary_json
+from aistudios_chromakey._events import ProgressEvent
 
 
 class FakeClock:

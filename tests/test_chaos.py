@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from aistudios_chromakey.journal import Journal
+from aistudios_chromakey._journal import Journal
 from benchmarks import chaos
 
 

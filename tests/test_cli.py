@@ -106,7 +106,7 @@ def _run_here(
     """As :func:`_run`, in this process: ``main()`` returns the exit status, and
     the library's waits are the tests' short ones (a failed render is one that
     stays failed for a while)."""
-    from aistudios_chromakey.cli import main
+    from aistudios_chromakey._cli import main
 
     monkeypatch.setenv("AISTUDIOS_API_KEY", SECRET)
     monkeypatch.chdir(jobs_file.parent)

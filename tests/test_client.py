@@ -204,7 +204,7 @@ def test_a_failure_that_passes_is_not_a_failed_render(
 
 
 def test_a_failure_that_persists_fails_after_several_answers(sim: Simulator, jobs: List[Dict[str, Any]]) -> None:
-    from aistudios_chromakey import polling
+    from aistudios_chromakey import _polling as polling
 
     sim.plan(RenderPlan(seconds=1, fail_at=0))
     key = request_export(jobs[0], SECRET, base_url=sim.base_url)
@@ -218,7 +218,7 @@ def test_a_failure_that_persists_fails_after_several_answers(sim: Simulator, job
 def test_a_rerun_asks_a_failed_project_again_before_paying_anew(
     sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
 ) -> None:
-    from aistudios_chromakey import polling
+    from aistudios_chromakey import _polling as polling
 
     # The service says "failed" for longer than the failure rule waits, then carries on.
     sim.plan(RenderPlan(seconds=0.2, flaky_polls=polling.FAILED_ANSWERS + 1))

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
-from .errors import InvalidJob
-from .flows import BOOLEAN, FLOWS, NUMBER, RESOLUTION, TEXT, URL, Flow
-from .names import check_filename
+from ._apis import APIS, BOOLEAN, NUMBER, RESOLUTION, TEXT, URL, Api
+from ._errors import InvalidJob
+from ._names import check_filename
 
 REQUIRED_FIELDS = ("language", "text", "model", "clothes")
 #: The key a job may carry to name its file; it is never sent to the service.
@@ -50,7 +50,7 @@ def is_http_url(value: Any) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-# Each kind of optional field (flows.py): how to check it, and what it must be.
+# Each kind of optional field (_apis.py): how to check it, and what it must be.
 _KINDS: Mapping[str, Tuple[Callable[[Any], bool], str]] = {
     TEXT: (is_text, "a non-empty string"),
     NUMBER: (is_number, "a number"),
@@ -74,8 +74,8 @@ class Job:
     filename: Optional[str] = None
 
 
-def check_job(job: Any, flow: Flow, position: Optional[int] = None) -> Job:
-    """The job, checked against ``flow``; :class:`InvalidJob` names the field."""
+def check_job(job: Any, api: Api, position: Optional[int] = None) -> Job:
+    """The job, checked against ``api``; :class:`InvalidJob` names the field."""
     if not isinstance(job, Mapping):
         raise InvalidJob(
             f"must be a dict with {', '.join(REQUIRED_FIELDS)}, not {type(job).__name__}", position=position
@@ -96,30 +96,30 @@ def check_job(job: Any, flow: Flow, position: Optional[int] = None) -> Job:
             body.update(_extra(value, job, position))
             continue
         if field not in REQUIRED_FIELDS:
-            _check_optional(field, value, flow, position)
+            _check_optional(field, value, api, position)
         body[field] = value
     return Job(position, body, _filename(job.get(FILENAME_KEY), position))
 
 
-def _check_optional(field: Any, value: Any, flow: Flow, position: Optional[int]) -> None:
+def _check_optional(field: Any, value: Any, api: Api, position: Optional[int]) -> None:
     if not isinstance(field, str):
         raise InvalidJob(f"has a field name that is not a string: {field!r}", position=position)
-    if field in flow.optional:
-        check, expected = _KINDS[flow.optional[field]]
+    if field in api.optional:
+        check, expected = _KINDS[api.optional[field]]
         if not check(value):
             raise InvalidJob(f"must be {expected}, not {value!r}", position=position, field=field)
         return
-    other = [f for f in FLOWS.values() if f is not flow and field in f.optional]
+    other = [f for f in APIS.values() if f is not api and field in f.optional]
     if other:
         hint = f"it belongs to api={other[0].name!r}"
     else:
-        known = [*REQUIRED_FIELDS, *flow.optional, FILENAME_KEY]
+        known = [*REQUIRED_FIELDS, *api.optional, FILENAME_KEY]
         import difflib  # only for a mistake: not at every start-up
 
         close = difflib.get_close_matches(field, known, n=1)
         hint = f"did you mean {close[0]!r}?" if close else "known fields: " + ", ".join(known)
         hint += f"; a field the service has and this library does not know goes in {EXTRA_KEY!r}"
-    raise InvalidJob(f"is not a field of the {flow.name} export request ({hint})", position=position, field=field)
+    raise InvalidJob(f"is not a field of the {api.name} export request ({hint})", position=position, field=field)
 
 
 def _extra(value: Any, job: Mapping[str, Any], position: Optional[int]) -> Dict[str, Any]:
@@ -146,8 +146,8 @@ def _filename(value: Any, position: Optional[int]) -> Optional[str]:
         raise InvalidJob(str(error), position=position, field=FILENAME_KEY) from None
 
 
-def check_jobs(jobs: Iterable[Any], flow: Flow) -> List[Job]:
+def check_jobs(jobs: Iterable[Any], api: Api) -> List[Job]:
     """Every job of a batch, checked before the first is sent."""
     if isinstance(jobs, (Mapping, str, bytes)):
         raise InvalidJob("jobs must be a list of dicts; to export one job, pass [job]")
-    return [check_job(job, flow, position) for position, job in enumerate(jobs, start=1)]
+    return [check_job(job, api, position) for position, job in enumerate(jobs, start=1)]

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional, Union
 
-from .errors import AuthenticationError
-from .flows import Flow
+from ._apis import Api
+from ._errors import AuthenticationError
 
 API_KEY_ENV = "AISTUDIOS_API_KEY"
 APP_ID_ENV = "AISTUDIOS_APP_ID"
@@ -66,13 +66,13 @@ class Credentials:
     environment.
 
     For V3, an AppId and a UserKey come first (they never expire), then a
-    ready token (``token=`` or ``$AISTUDIOS_API_KEY``). For the legacy flow,
+    ready token (``token=`` or ``$AISTUDIOS_API_KEY``). For the legacy API,
     the API key. The values are checked lazily, so that a bad job is
     reported before a missing key.
     """
 
-    def __init__(self, flow: Flow, token: Optional[str], app_id: Optional[str], user_key: Optional[str]):
-        self.flow = flow
+    def __init__(self, api: Api, token: Optional[str], app_id: Optional[str], user_key: Optional[str]):
+        self.api = api
         self._given = (token, app_id, user_key)
         self._token: Optional[str] = None
         self._app_id: Optional[str] = None
@@ -91,7 +91,7 @@ class Credentials:
         self.resolve()
         if self.mints:
             return "AppId and UserKey"
-        return "access token" if self.flow.mints_tokens else "API key"
+        return "access token" if self.api.mints_tokens else "API key"
 
     @property
     def mints(self) -> bool:
@@ -106,11 +106,11 @@ class Credentials:
         token, app_id, user_key = self._given
         if token is None and app_id is None and user_key is None:
             app_id, user_key = os.environ.get(APP_ID_ENV) or None, os.environ.get(USER_KEY_ENV) or None
-            if not (self.flow.mints_tokens and app_id and user_key):
+            if not (self.api.mints_tokens and app_id and user_key):
                 app_id = user_key = None
                 token = os.environ.get(API_KEY_ENV, "")
         if app_id is not None or user_key is not None:
-            if not self.flow.mints_tokens:
+            if not self.api.mints_tokens:
                 raise AuthenticationError(
                     "app_id and user_key are V3 credentials: use api='v3', or give the legacy API key as token"
                 )
@@ -121,14 +121,14 @@ class Credentials:
         self._resolved = True
 
     def _token_name(self) -> str:
-        return "access token (or AppId and UserKey)" if self.flow.mints_tokens else "API key"
+        return "access token (or AppId and UserKey)" if self.api.mints_tokens else "API key"
 
     def refusal_hint(self) -> str:
         """What to do when the service refuses this credential."""
         token = self._token or ""
-        if not self.flow.mints_tokens and token.count(".") == 2:
+        if not self.api.mints_tokens and token.count(".") == 2:
             return "It looks like a V3 access token: pass api='v3' (or --api v3)."
-        if self.flow.mints_tokens and not self.mints and token.count(".") != 2:
+        if self.api.mints_tokens and not self.mints and token.count(".") != 2:
             return (
                 "V3 takes an access token, or better the AppId and UserKey of your profile (app_id=, user_key=); "
                 "a legacy API key needs api='legacy' (or --api legacy)."

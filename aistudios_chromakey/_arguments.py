@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 from typing import Any, Optional, Tuple
 
+from ._apis import LEGACY, named_hosts, service_address
+from ._credentials import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV
+from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
 from ._version import VERSION
-from .credentials import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV
-from .flows import LEGACY, named_hosts, service_address
-from .polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
 
 
 def _service_address(text: str) -> str:

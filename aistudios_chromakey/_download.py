@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
+from ._containers import SNIFF_BYTES, BoxWalk, Expected, Hashes, expected_digest, is_iso_media, looks_like_video
+from ._deadlines import Guard, guarded
+from ._errors import DownloadError
+from ._names import place, truncate_utf8
 from ._transport import RequestTimeout, no_credentials, request_seconds
-from .containers import SNIFF_BYTES, BoxWalk, Expected, Hashes, expected_digest, is_iso_media, looks_like_video
-from .deadlines import Guard, guarded
-from .errors import DownloadError
-from .names import place, truncate_utf8
 
 logger = logging.getLogger("aistudios_chromakey")
 

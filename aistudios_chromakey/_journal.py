@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
-from .errors import JournalError
+from ._errors import JournalError
 
 logger = logging.getLogger("aistudios_chromakey")
 

@@ -43,13 +43,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union
 
-from .flows import FLOWS
-from .jobs import EXTRA_KEY, FILENAME_KEY, REQUIRED_FIELDS
+from ._apis import APIS
+from ._jobs import EXTRA_KEY, FILENAME_KEY, REQUIRED_FIELDS
 
 __all__ = ["OPTIONAL_FIELDS", "JobsFile", "JobsFileError", "read_jobs_file"]
 
 #: Optional columns in the spelling the service documents: legacy, then V3.
-OPTIONAL_FIELDS = tuple(name for flow in FLOWS.values() for name in flow.optional)
+OPTIONAL_FIELDS = tuple(name for api in APIS.values() for name in api.optional)
 #: The column naming a job's downloaded video, kept in the job under this key.
 
 _NUMBERS = ("uppercut",)

@@ -19,9 +19,9 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 import requests
 
+from ._errors import AuthenticationError, ExportRejected, ExportUncertain, RateLimited, RenderFailed, ServiceError
+from ._jobs import is_http_url
 from ._transport import retry_after_seconds
-from .errors import AuthenticationError, ExportRejected, ExportUncertain, RateLimited, RenderFailed, ServiceError
-from .jobs import is_http_url
 
 #: An API answer is a few hundred bytes; past this it is refused unread.
 MAX_ANSWER_BYTES = 1024 * 1024

@@ -1,6 +1,6 @@
 """The client: one configured connection to the service.
 
-A :class:`Client` holds what every call needs: the flow, the service's
+A :class:`Client` holds what every call needs: the API, the service's
 address, the credentials, the HTTP sessions (one for the API host, one for
 the storage host, which never sees a credential), the timeouts and the
 batch-wide rate-limit pause. Its methods are the tutorial's steps and the
@@ -20,19 +20,8 @@ from urllib.parse import quote
 
 import requests
 
-from . import download
-from ._transport import (
-    DEFAULT_REQUEST_TIMEOUT,
-    NetworkProblem,
-    RequestTimeout,
-    api_session,
-    check_request_timeout,
-    no_credentials,
-    request_seconds,
-    storage_session,
-)
-from ._version import VERSION
-from .answers import (
+from . import _download as download
+from ._answers import (
     KNOWN_STATES,
     Answer,
     Progress,
@@ -44,19 +33,19 @@ from .answers import (
     refuse_errors,
     uncertain,
 )
-from .catalogue import Model, parse_catalogue
-from .credentials import Credentials, choose_api
-from .deadlines import guarded
-from .errors import (
+from ._apis import AUTH_PATH, DROPDOWN_PATH, MODEL_PATH, PROJECTS_PATH, TOKEN_PATH, api_named, service_address
+from ._catalogue import Model, parse_catalogue
+from ._credentials import Credentials, choose_api
+from ._deadlines import guarded
+from ._errors import (
     AuthenticationError,
     ExportRejected,
     ServiceError,
 )
-from .events import ProgressCallback
-from .flows import AUTH_PATH, DROPDOWN_PATH, MODEL_PATH, PROJECTS_PATH, TOKEN_PATH, flow_named, service_address
-from .jobs import Job, check_job
-from .names import check_filename, safe_filename
-from .polling import (
+from ._events import ProgressCallback
+from ._jobs import Job, check_job
+from ._names import check_filename, safe_filename
+from ._polling import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_POLLS_PER_SECOND,
     DEFAULT_RENDER_TIMEOUT,
@@ -66,6 +55,17 @@ from .polling import (
     check_timing,
     until_done,
 )
+from ._transport import (
+    DEFAULT_REQUEST_TIMEOUT,
+    NetworkProblem,
+    RequestTimeout,
+    api_session,
+    check_request_timeout,
+    no_credentials,
+    request_seconds,
+    storage_session,
+)
+from ._version import VERSION
 
 logger = logging.getLogger("aistudios_chromakey")
 
@@ -117,27 +117,27 @@ class Client:
         request_timeout: RequestTimeout = DEFAULT_REQUEST_TIMEOUT,
         max_polls_per_second: Optional[float] = DEFAULT_POLLS_PER_SECOND,
     ):
-        self.flow = flow_named(choose_api(api, token, app_id, user_key))
-        self.base_url = service_address(self.flow, base_url)
+        self.api = api_named(choose_api(api, token, app_id, user_key))
+        self.base_url = service_address(self.api, base_url)
         self.request_timeout = check_request_timeout(request_timeout)
-        self.credentials = Credentials(self.flow, token, app_id, user_key)
+        self.credentials = Credentials(self.api, token, app_id, user_key)
         #: When the service rate-limits any request, no request of this client goes before this ends.
         self.pause = RatePause()
         self._poll_gate = PollGate(max_polls_per_second)
         self._models: Optional[List[Model]] = None
         self._states_told: Dict[str, set[str]] = {}  # unknown V3 states logged, per project
         self._mint_failed: Optional[tuple[float, ServiceError]] = None  # when minting last failed, and how
-        self._api = api_session(session)
+        self._session = api_session(session)
         self._settings_from = session
         self._local = threading.local()
         self._storages: List[requests.Session] = []
 
     def __repr__(self) -> str:
-        return f"Client(api={self.flow.name!r}, base_url={self.base_url!r})"
+        return f"Client(api={self.api.name!r}, base_url={self.base_url!r})"
 
     def close(self) -> None:
         """Close the client's connections."""
-        self._api.close()
+        self._session.close()
         for session in self._storages:
             session.close()
 
@@ -175,7 +175,7 @@ class Client:
         problem: Optional[NetworkProblem] = None
         with guarded(seconds) as guard:
             try:
-                response = self._api.request(
+                response = self._session.request(
                     method,
                     self.base_url + path,
                     json=body,
@@ -183,7 +183,7 @@ class Client:
                     timeout=self.request_timeout,
                     allow_redirects=False,  # a credential never follows a redirect
                     auth=no_credentials,  # ours is the only one, in the header
-                    stream=True,  # answers are read within a bound (answers.py)
+                    stream=True,  # answers are read within a bound (_answers.py)
                 )
                 with response:
                     return self._read(response, what)
@@ -241,7 +241,7 @@ class Client:
     def request_export(self, job: Union[Mapping[str, Any], Job], *, position: Optional[int] = None) -> str:
         """Ask the service to render one video (tutorial step 3); see
         :func:`aistudios_chromakey.request_export`. Returns the project key."""
-        checked = job if isinstance(job, Job) else check_job(job, self.flow, position)
+        checked = job if isinstance(job, Job) else check_job(job, self.api, position)
         who = f"job {checked.position}" if checked.position is not None else "the job"
         what = f"export request for {who}"
         answer = self._export_once(checked, what)
@@ -250,13 +250,13 @@ class Client:
         return key
 
     def _export_once(self, job: Job, what: str) -> Answer:
-        logger.debug("POST %s%s (%s)", self.base_url, self.flow.export_path, what)
-        if self.flow.mints_tokens and job.body.get("isExport") is False:
+        logger.debug("POST %s%s (%s)", self.base_url, self.api.export_path, what)
+        if self.api.mints_tokens and job.body.get("isExport") is False:
             logger.warning("%s: isExport is false: the service may keep it as a draft that never renders", what)
-        body = {**self.flow.defaults, **job.body}  # isExport: true on V3, unless the job says otherwise
+        body = {**self.api.defaults, **job.body}  # isExport: true on V3, unless the job says otherwise
         self._authorization()  # a token to mint is minted before anything of the export is sent
         try:
-            return self._exchange("POST", self.flow.export_path, what, body)
+            return self._exchange("POST", self.api.export_path, what, body)
         except ServiceError as error:
             # Every answer came after the request was delivered. A redirect that
             # asks for the request again elsewhere (301, 302, 307, 308: a moved
@@ -278,7 +278,7 @@ class Client:
         know it."""
         what = f"progress of project {project_key}"
         self._poll_gate.wait()
-        answer = self._get(self.flow.progress_path + quote(project_key, safe=""), what, limit)
+        answer = self._get(self.api.progress_path + quote(project_key, safe=""), what, limit)
         progress = progress_of(answer, what, self.redact)
         self._tell_state(project_key, progress.state)
         logger.debug(
@@ -365,7 +365,7 @@ class Client:
         a job's ``model`` and ``clothes`` take). Asked once per client: the
         page with clothes first, then today's model list (no clothes);
         :class:`ServiceError` when neither gives a list of models."""
-        if not self.flow.mints_tokens:
+        if not self.api.mints_tokens:
             raise ValueError(
                 "the legacy API documents no model catalogue: use the model and clothes IDs of your "
                 "AI STUDIOS account, or api='v3'"
@@ -396,7 +396,7 @@ class Client:
         (each with ``id``, ``name``, ``state``, ``download_url``; the list's
         envelope is not documented, so a list under ``data``, ``projects``
         or ``list`` is taken); :class:`ServiceError` when there is none."""
-        if not self.flow.mints_tokens:
+        if not self.api.mints_tokens:
             raise ValueError("the legacy API documents no list of projects")
         answer = self._get(PROJECTS_PATH, "the list of projects")
         found: Any = answer.body
@@ -410,10 +410,10 @@ class Client:
     def verify_credentials(self) -> Optional[bool]:
         """Whether the service accepts this client's credential, sending no
         export: True or False on V3 (a token is minted from an AppId and a
-        UserKey, then checked); ``None`` on the legacy flow, which documents
+        UserKey, then checked); ``None`` on the legacy API, which documents
         no way to check a key but an export."""
         self.credentials.resolve()
-        if not self.flow.mints_tokens:
+        if not self.api.mints_tokens:
             return None
         try:
             answer = self._get(AUTH_PATH, "checking the credential")

@@ -23,17 +23,17 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .api import export_chromakeys, list_models
-from .arguments import parser
-from .board import Board, shown, summary, summary_json, width
-from .client import Client
-from .credentials import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV, Given, credentials_from
-from .errors import AIStudiosError, BatchError, ExportRejected, InvalidJob, JournalError, ServiceError
-from .flows import flow_named
-from .jobs import check_jobs
-from .jobsfile import JobsFileError, read_jobs_file
-from .names import check_template
-from .preflight import check_folder
+from ._apis import api_named
+from ._arguments import parser
+from ._board import Board, shown, summary, summary_json, width
+from ._client import Client
+from ._credentials import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV, Given, credentials_from
+from ._errors import AIStudiosError, BatchError, ExportRejected, InvalidJob, JournalError, ServiceError
+from ._functions import export_chromakeys, list_models
+from ._jobs import check_jobs
+from ._jobsfile import JobsFileError, read_jobs_file
+from ._names import check_template
+from ._preflight import check_folder
 from .simulator import Simulator
 
 logger = logging.getLogger("aistudios_chromakey")
@@ -194,7 +194,7 @@ def _cmd_run(options: argparse.Namespace) -> int:
         if jobs_file.encoding not in (None, "UTF-8", "UTF-8 with BOM") and not options.quiet:
             print(f"reading {options.jobs_file} as {jobs_file.encoding}", file=sys.stderr)
         try:
-            check_jobs(jobs_file.jobs, flow_named(credentials.api if credentials else options.api or "legacy"))
+            check_jobs(jobs_file.jobs, api_named(credentials.api if credentials else options.api or "legacy"))
         except InvalidJob as error:
             origin = jobs_file.origins[error.position - 1] if error.position else None
             where = {"job": error.position, "field": error.field, "where": origin}
@@ -227,9 +227,9 @@ def _dry_run(jobs: List[Dict[str, Any]], origins: List[str], credentials: Given,
 
     with Client(credentials.token, api=credentials.api, base_url=options.base_url,
                 app_id=credentials.app_id, user_key=credentials.user_key) as client:  # fmt: skip
-        flow = "the tutorial's endpoints" if credentials.api == "legacy" else "the V3 endpoints"
+        endpoints = "the tutorial's endpoints" if credentials.api == "legacy" else "the V3 endpoints"
         print(f"dry run: nothing is exported. {len(jobs)} job(s) from {options.jobs_file}")
-        print(f"flow: {credentials.api} ({flow}) at {client.base_url}")
+        print(f"flow: {credentials.api} ({endpoints}) at {client.base_url}")
         print(f"output folder: {Path(options.out).resolve()}")
         for position, (job, origin) in enumerate(zip(jobs, origins), start=1):
             text = " ".join(str(job.get("text", "")).split())

@@ -1,6 +1,6 @@
 """The tutorial's steps as four plain functions, and the batch.
 
-Each makes a :class:`~aistudios_chromakey.client.Client` from its
+Each makes a :class:`~aistudios_chromakey._client.Client` from its
 arguments for the call and closes it afterwards, as ``requests.get`` does
 with a ``Session``. To reuse one (its connections and, on V3, its access
 token) across calls, make a ``Client`` and call its methods, or pass it as
@@ -16,13 +16,13 @@ from typing import Any, Iterable, Iterator, List, Mapping, Optional, Union
 
 import requests
 
+from ._apis import LEGACY
+from ._batch import run_batch
+from ._catalogue import Model
+from ._client import Client
+from ._events import ProgressCallback
+from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
 from ._transport import DEFAULT_REQUEST_TIMEOUT, RequestTimeout
-from .batch import run_batch
-from .catalogue import Model
-from .client import Client
-from .events import ProgressCallback
-from .flows import LEGACY
-from .polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
 
 
 @contextlib.contextmanager
@@ -212,7 +212,7 @@ def list_models(
         one made from the settings above for this call.
     :return: each model with its ``id``, ``names`` (``"ko"``, ``"en"``) and
         ``clothes`` (each with ``id`` and ``names``).
-    :rtype: list[aistudios_chromakey.catalogue.Model]
+    :rtype: list[aistudios_chromakey._catalogue.Model]
     :raises AuthenticationError: no credential, or the service refused it.
     :raises ServiceError: the catalogue could not be read.
 

@@ -14,10 +14,10 @@ import math
 import time
 from typing import Callable, Generator, Optional, Tuple
 
-from .answers import Progress
-from .errors import RateLimited, RenderFailed, RenderTimeout, ServiceError
-from .events import ProgressEvent
-from .jobs import is_number
+from ._answers import Progress
+from ._errors import RateLimited, RenderFailed, RenderTimeout, ServiceError
+from ._events import ProgressEvent
+from ._jobs import is_number
 
 logger = logging.getLogger("aistudios_chromakey")
 

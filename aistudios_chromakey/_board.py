@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
 
-from .events import ProgressEvent
+from ._events import ProgressEvent
 
 Clock = Callable[[], float]
 

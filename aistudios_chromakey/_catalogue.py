@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .errors import InvalidJob, ServiceError
-from .jobs import Job
+from ._errors import InvalidJob, ServiceError
+from ._jobs import Job
 
 
 @dataclass(frozen=True)

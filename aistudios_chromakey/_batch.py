@@ -1,4 +1,4 @@
-"""The whole tutorial loop for a batch: every job's life (life.py), in turn
+"""The whole tutorial loop for a batch: every job's life (_life.py), in turn
 or interleaved.
 
 ``concurrency=1`` is the tutorial's sequential loop: each life runs to its
@@ -11,7 +11,7 @@ and while one thread streamed it no render was polled and no export sent;
 requests offers no non-blocking reads to interleave chunks in one thread, so
 the pool's workers only fill files and report their bytes.
 
-With ``resume=True`` the journal (journal.py) records each job's project
+With ``resume=True`` the journal (_journal.py) records each job's project
 key the moment its export is accepted, before the first poll, so re-running
 an interrupted batch polls the renders already paid for instead of
 exporting them again, and skips finished jobs whose file is still there.
@@ -30,18 +30,18 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Dict, Generator, Iterable, List, Mapping, Optional, Tuple, Union
 
-from .client import Client
-from .deadlines import cut_now
-from .download import SavedVideo
-from .errors import AIStudiosError, BatchError, DownloadError, ExportUncertain
-from .events import ProgressCallback
-from .jobs import check_jobs
-from .journal import Entry, JobState, open_journal
-from .life import Fetch, Run, Step, Task, life
-from .names import check_template
-from .polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT, check_timing
-from .preflight import check_adopted, check_concurrency, check_folder, fingerprints, projects_like
-from .preflight import check_catalogue as check_models
+from ._client import Client
+from ._deadlines import cut_now
+from ._download import SavedVideo
+from ._errors import AIStudiosError, BatchError, DownloadError, ExportUncertain
+from ._events import ProgressCallback
+from ._jobs import check_jobs
+from ._journal import Entry, JobState, open_journal
+from ._life import Fetch, Run, Step, Task, life
+from ._names import check_template
+from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT, check_timing
+from ._preflight import check_adopted, check_concurrency, check_folder, fingerprints, projects_like
+from ._preflight import check_catalogue as check_models
 
 logger = logging.getLogger("aistudios_chromakey")
 
@@ -66,7 +66,7 @@ def run_batch(
     check_catalogue: bool = True,
 ) -> List[Path]:
     """:func:`aistudios_chromakey.export_chromakeys` on ``client``."""
-    checked = check_jobs(jobs, client.flow)
+    checked = check_jobs(jobs, client.api)
     client.credentials.resolve()
     check_concurrency(concurrency)
     check_timing(poll_interval, timeout)
@@ -74,10 +74,10 @@ def run_batch(
         check_template(filename_template)
     folder = Path(out_dir)
     check_folder(folder)
-    if client.flow.mints_tokens and check_catalogue:
+    if client.api.mints_tokens and check_catalogue:
         check_models(client, checked)
     adopted = check_adopted(adopt, len(checked), resume)
-    tasks = [Task(job, f) for job, f in zip(checked, fingerprints(checked, client.flow.name, client.base_url))]
+    tasks = [Task(job, f) for job, f in zip(checked, fingerprints(checked, client.api.name, client.base_url))]
     with open_journal(folder, keep=resume) as journal:
         run = _Batch(client, journal, folder, poll_interval, timeout, on_progress, filename_template)
         try:
@@ -213,7 +213,7 @@ class _Batch(Run):
         export, with the ``adopt`` that takes one. Never adopted on its own:
         the list gives a project's name, not the model, clothes or time of
         the request that made it, so no match is certain."""
-        if not self.client.flow.mints_tokens:
+        if not self.client.api.mints_tokens:
             return ""
         if self.projects is None:
             try:

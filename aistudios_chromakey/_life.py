@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generator, Optional, Union
 
-from . import polling
-from .answers import Progress
-from .client import Client
-from .download import SavedVideo
-from .errors import (
+from . import _polling as polling
+from ._answers import Progress
+from ._client import Client
+from ._download import SavedVideo
+from ._errors import (
     AIStudiosError,
     AuthenticationError,
     DownloadError,
@@ -46,11 +46,11 @@ from .errors import (
     RenderFailed,
     ServiceError,
 )
-from .events import ProgressCallback, ProgressEvent
-from .jobs import Job
-from .journal import Entry, JobState, Journal, sync_folder
-from .names import video_name
-from .polling import Watch, until_done
+from ._events import ProgressCallback, ProgressEvent
+from ._jobs import Job
+from ._journal import Entry, JobState, Journal, sync_folder
+from ._names import video_name
+from ._polling import Watch, until_done
 
 logger = logging.getLogger("aistudios_chromakey")
 

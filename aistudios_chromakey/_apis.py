@@ -1,10 +1,11 @@
-"""The service's two flows: where each lives, its paths, the optional fields
-its export request documents, and how a service address is written.
+"""The service's two APIs (what ``api=`` names): where each lives, its
+paths, the optional fields its export request documents, and how a service
+address is written.
 
-``legacy`` is the tutorial's flow (``/api/odin/simple/video``, the project
-key in ``data.key``); ``v3`` is the V3 flow (``/api/odin/v3/simple/video``,
-``data.projectId``), whose calls carry an access token minted from an AppId
-and a UserKey. See ``API.md`` of the project's documentation for both.
+``legacy`` is the tutorial's (``/api/odin/simple/video``, the project key
+in ``data.key``); ``v3`` is the one today's docs list
+(``/api/odin/v3/simple/video``, ``data.projectId``), whose calls carry an
+access token minted from an AppId and a UserKey (docs.aistudios.com).
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from urllib.parse import urlsplit
 
 BASE_URL_ENV = "AISTUDIOS_BASE_URL"
 
-# What an optional field must be, by kind; jobs.py knows how to check each.
+# What an optional field must be, by kind; _jobs.py knows how to check each.
 TEXT, NUMBER, URL, BOOLEAN, RESOLUTION = "text", "number", "url", "boolean", "resolution"
 
 
 @dataclass(frozen=True)
-class Flow:
-    """One flow of the service.
+class Api:
+    """One of the service's APIs.
 
     :ivar name: ``"legacy"`` or ``"v3"``.
     :ivar host: the documented ``scheme://host`` of its API.
@@ -33,7 +34,7 @@ class Flow:
     :ivar mints_tokens: whether its calls use an access token minted from an
         AppId and a UserKey (V3).
     :ivar defaults: fields sent with every export unless the job sets them.
-    :ivar hosts: other documented hosts of the flow, by the name that picks
+    :ivar hosts: other documented hosts of the API, by the name that picks
         them as ``base_url``.
     """
 
@@ -47,7 +48,7 @@ class Flow:
     hosts: Mapping[str, str] = field(default_factory=dict)
 
 
-LEGACY = Flow(
+LEGACY = Api(
     "legacy",
     # The legacy API moved from https://aistudios.com, which the seed tutorial still shows.
     "https://v2.aistudios.com",
@@ -55,7 +56,7 @@ LEGACY = Flow(
     "/api/odin/editor/progress/",
     {"locale": TEXT, "uppercut": NUMBER, "webhook": URL},
 )
-V3 = Flow(
+V3 = Api(
     "v3",
     "https://app.aistudios.com",
     "/api/odin/v3/simple/video",
@@ -68,7 +69,7 @@ V3 = Flow(
     # getting-started: "China service domain - https://app.aistudios.cn".
     hosts={"cn": "https://app.aistudios.cn"},
 )
-FLOWS: Mapping[str, Flow] = {"legacy": LEGACY, "v3": V3}
+APIS: Mapping[str, Api] = {"legacy": LEGACY, "v3": V3}
 
 #: V3: where an access token is minted from an AppId and a UserKey.
 TOKEN_PATH = "/api/odin/v3/auth/token"
@@ -84,18 +85,18 @@ DROPDOWN_PATH = "/api/odin/v3/dropdown/models"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def flow_named(api: str) -> Flow:
-    """The flow called ``api``; a ``ValueError`` for anything else."""
+def api_named(api: str) -> Api:
+    """The API called ``api``; a ``ValueError`` for anything else."""
     try:
-        return FLOWS[api]
+        return APIS[api]
     except (KeyError, TypeError):
         raise ValueError(f"api must be 'legacy' or 'v3', not {api!r}") from None
 
 
-def service_address(flow: Flow, base_url: Optional[str]) -> str:
+def service_address(api: Api, base_url: Optional[str]) -> str:
     """The service's address in one canonical spelling: the argument, else
     ``$AISTUDIOS_BASE_URL`` (to aim a script at the simulator unchanged),
-    else the flow's documented host. A name of :attr:`Flow.hosts` (``"cn"``
+    else the API's documented host. A name of :attr:`Api.hosts` (``"cn"``
     for V3's China service) stands for that host.
 
     Case, a default port, a trailing dot and a trailing slash are dropped, so
@@ -103,12 +104,12 @@ def service_address(flow: Flow, base_url: Optional[str]) -> str:
     depend on it).
     """
     if base_url is None:
-        base_url = os.environ.get(BASE_URL_ENV) or flow.host
+        base_url = os.environ.get(BASE_URL_ENV) or api.host
     if isinstance(base_url, str) and base_url.strip().lower() in named_hosts():
         name = base_url.strip().lower()
-        if name not in flow.hosts:
-            raise ValueError(f"base_url {name!r} names a host of another API than {flow.name!r}")
-        base_url = flow.hosts[name]
+        if name not in api.hosts:
+            raise ValueError(f"base_url {name!r} names a host of another API than {api.name!r}")
+        base_url = api.hosts[name]
     try:
         parts = urlsplit(base_url.strip()) if isinstance(base_url, str) else None
         port = parts.port if parts else None
@@ -135,7 +136,7 @@ def service_address(flow: Flow, base_url: Optional[str]) -> str:
 
 def named_hosts() -> Mapping[str, str]:
     """Every host that has a name, over both flows."""
-    return {name: host for flow in FLOWS.values() for name, host in flow.hosts.items()}
+    return {name: host for api in APIS.values() for name, host in api.hosts.items()}
 
 
 def _canonical_host(hostname: str) -> str:
