@@ -627,26 +627,32 @@ def test_a_printed_key_is_given_back_with_adopt(sim: Simulator, jobs: List[Dict[
     assert bad.returncode == 2 and "POSITION=KEY" in bad.stderr
 
 
-def test_a_service_that_moved_or_cannot_be_reached_stops_the_batch_and_exits_2(
+def test_a_service_that_moved_stops_the_batch_and_exits_2(
     sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
 ) -> None:
-    jobs_file = _json_file(tmp_path, jobs)
-    moved = cli("run", str(jobs_file), "--base-url", sim.old_base_url, cwd=tmp_path)
+    moved = cli("run", str(_json_file(tmp_path, jobs)), "--base-url", sim.old_base_url, cwd=tmp_path)
     assert moved.returncode == 2, moved.stderr
     assert moved.stderr.count("redirected to") == 1 and sim.base_url in moved.stderr
     assert sim.exports == []
+
+
+@pytest.mark.parametrize(
+    ("api", "command"),
+    [("legacy", ["run"]), ("v3", ["run"]), ("v3", ["models"]), ("v3", ["run", "--dry-run"])],
+)
+def test_a_service_that_cannot_be_reached_stops_the_batch_and_exits_2(
+    jobs: List[Dict[str, Any]], tmp_path: Path, api: str, command: List[str]
+) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    refused = cli("run", str(jobs_file), "--base-url", f"http://127.0.0.1:{port}", cwd=tmp_path)
-    assert refused.returncode == 2
-    assert refused.stderr.count("connection was refused") == 1
-    # V3 too: the token cannot be minted, once, for the whole batch, the model list and a dry run.
+    arguments = command[:1] + ([str(_json_file(tmp_path, jobs))] if command[0] == "run" else []) + command[1:]
+    # V3: the token cannot be minted, once, for the whole batch, the model list and a dry run.
     v3 = {"AISTUDIOS_APP_ID": "sim-app-id", "AISTUDIOS_USER_KEY": "sim-user-key"}
-    for command in (["run", str(jobs_file)], ["models"], ["run", str(jobs_file), "--dry-run"]):
-        result = cli(*command, "--base-url", f"http://127.0.0.1:{port}", cwd=tmp_path, key=None, env=v3)
-        assert result.returncode == 2, (command, result.stderr)
-        assert result.stderr.count("connection was refused") == 1, result.stderr
+    options = {"key": None, "env": v3} if api == "v3" else {}
+    result = cli(*arguments, "--base-url", f"http://127.0.0.1:{port}", cwd=tmp_path, **options)
+    assert result.returncode == 2, (command, result.stderr)
+    assert result.stderr.count("connection was refused") == 1, result.stderr
 
 
 def test_a_bare_command_prints_the_help(tmp_path: Path) -> None:

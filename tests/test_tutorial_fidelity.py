@@ -25,7 +25,7 @@ from typing import Dict
 
 import pytest
 
-from aistudios_chromakey.simulator import Simulator
+from aistudios_chromakey.simulator import RenderPlan, Simulator
 
 SEED = Path(__file__).resolve().parents[1].parent / "shared" / "seed"
 #: The tutorial as first published (old host) and as it reads now (new host).
@@ -105,7 +105,10 @@ def test_tutorial_full_code_runs_against_the_simulator(node_modules: Path, tmp_p
     (tmp_path / "videos").mkdir()  # the tutorial writes into ./videos/ but does not create it
     (tmp_path / "node_modules").symlink_to(node_modules, target_is_directory=True)
 
-    with Simulator(render_seconds=0.3) as sim:
+    with Simulator() as sim:
+        # The first render is still running at the first poll, so the tutorial's waiting branch runs
+        # too; the others are done at once (its loop sleeps 3 s after every poll, done or not).
+        sim.plan(RenderPlan(seconds=0.3), RenderPlan(seconds=0), RenderPlan(seconds=0))
         (tmp_path / "tutorial.mjs").write_text(aim_at(code, sim, documented_host), encoding="utf-8")
         result = subprocess.run(
             ["node", "tutorial.mjs"], cwd=tmp_path, capture_output=True, text=True, timeout=NODE_TIMEOUT
