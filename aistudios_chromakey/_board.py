@@ -170,7 +170,7 @@ class Board:
 
     def __enter__(self) -> Board:
         if self.live:
-            self._ticker = threading.Thread(target=self._tick, name="board", daemon=True)
+            self._ticker = threading.Thread(target=self._tick, name="aistudios-chromakey board", daemon=True)
             self._ticker.start()
         return self
 

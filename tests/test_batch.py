@@ -786,3 +786,34 @@ def test_one_slow_poll_neither_starves_the_other_renders_nor_makes_them_miss_the
                               timeout=3.0, concurrency=3)  # fmt: skip
     assert [p.read_bytes() for p in paths] == [sim.video(e.key) for e in sim.exports]
     assert len(sim.exports) == 3
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_the_library_starts_only_the_threads_the_readme_names_and_none_outlives_a_call(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, concurrency: int
+) -> None:
+    import threading
+
+    from aistudios_chromakey import download_video, request_export, wait_for_video
+
+    started: List[str] = []
+    alive = [0]
+    real = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if threading.current_thread() is threading.main_thread():  # not the simulator's own
+            started.append(thread.name)
+            alive[0] = max(alive[0], sum(t.name.startswith("aistudios") for t in threading.enumerate()) + 1)
+        real(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    export_chromakeys(jobs, SECRET, base_url=sim.base_url, out_dir=tmp_path, poll_interval=0.05,
+                      concurrency=concurrency)  # fmt: skip
+    key = request_export(jobs[0], SECRET, base_url=sim.base_url)
+    download_video(wait_for_video(key, SECRET, base_url=sim.base_url, poll_interval=0.05), tmp_path)
+    names = set(started)
+    if concurrency == 1:
+        assert names == {"aistudios-chromakey watchdog"} and alive[0] == 1
+    else:
+        assert names - {"aistudios-chromakey watchdog"} <= {f"aistudios-download_{n}" for n in range(3)}
+    assert [t.name for t in threading.enumerate() if t.name.startswith("aistudios")] == []
