@@ -7,7 +7,25 @@ The tutorial's flow in four plain functions::
     path = download_video(url, out_dir="videos")  # save the video
     paths = export_chromakeys(jobs, token)        # all of it, for a batch
 
-and the :class:`Client` behind them, for scripts that keep one.
+and the :class:`Client` behind them. Each function makes a client for the
+call and closes it afterwards; ``client=`` uses one of yours instead (left
+open), with its connections and its V3 access token.
+
+The settings every function takes, besides ``client``:
+
+* ``token``: the legacy API key (or a ready V3 access token); default
+  ``$AISTUDIOS_API_KEY``.
+* ``app_id``, ``user_key``: V3's AppId and UserKey from your profile
+  (default ``$AISTUDIOS_APP_ID``, ``$AISTUDIOS_USER_KEY``); access tokens
+  are minted from them and renewed.
+* ``api``: ``"legacy"`` (the tutorial's endpoints) or ``"v3"``; by default
+  the credentials' own (an AppId and a UserKey: V3; an API key: legacy).
+* ``base_url``: ``scheme://host[:port]`` of the service, or ``"cn"`` (V3's
+  China service); default ``$AISTUDIOS_BASE_URL``, else the documented host.
+* ``session``: a ``requests.Session`` whose settings (proxies, TLS,
+  certificates, headers) to use; never its credentials.
+* ``request_timeout``: seconds to connect and to wait for an answer, one
+  number or a ``(connect, read)`` pair.
 """
 
 import logging

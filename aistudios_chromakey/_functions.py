@@ -1,10 +1,6 @@
-"""The tutorial's steps as four plain functions, and the batch.
-
-Each makes a :class:`~aistudios_chromakey._client.Client` from its
-arguments for the call and closes it afterwards, as ``requests.get`` does
-with a ``Session``. To reuse one (its connections and, on V3, its access
-token) across calls, make a ``Client`` and call its methods, or pass it as
-``client=``.
+"""The tutorial's steps as four plain functions, and the batch: each makes
+a Client from its settings for the call and closes it afterwards, as
+``requests.get`` does with a ``Session`` (see ``help(aistudios_chromakey)``).
 """
 
 from __future__ import annotations
@@ -34,9 +30,8 @@ def _client(client: Optional[Client], **settings: Any) -> Iterator[Client]:
         return
     given = sorted(name for name, value in settings.items() if value is not None and name != "request_timeout")
     if given or settings.get("request_timeout") != DEFAULT_REQUEST_TIMEOUT:
-        raise ValueError(
-            f"give either client= or the settings of a new one, not both ({', '.join(given) or 'request_timeout'})"
-        )
+        also = ", ".join(given) or "request_timeout"
+        raise ValueError(f"give either client= or the settings of a new client ({also}), not both")
     yield client
 
 
@@ -58,25 +53,11 @@ def request_export(
     when the service certainly did not receive it, so one call is at most one
     paid render.
 
+    Settings (``token``, ``app_id``, ``user_key``, ``api``, ``base_url``, ``session``,
+    ``request_timeout``, ``client``): see ``help(aistudios_chromakey)``.
+
     :param job: a dict with ``language``, ``text``, ``model``, ``clothes`` and
         any optional field the chosen API documents.
-    :param token: the legacy API key (or a ready V3 access token); defaults
-        to ``$AISTUDIOS_API_KEY``.
-    :param api: ``"legacy"`` (the tutorial's endpoints) or ``"v3"``; by
-        default the one the credentials belong to (an AppId and a UserKey:
-        V3; an API key: legacy).
-    :param base_url: ``scheme://host[:port]`` of the service, or ``"cn"``
-        (V3's China service); defaults to ``$AISTUDIOS_BASE_URL``, else the
-        documented host of ``api``.
-    :param session: a ``requests.Session`` whose settings to use.
-    :param request_timeout: seconds to connect and to wait for an answer,
-        one number or a ``(connect, read)`` pair.
-    :param app_id: V3: the AppId from your profile, with ``user_key``
-        (defaults: ``$AISTUDIOS_APP_ID``, ``$AISTUDIOS_USER_KEY``); the
-        access token is minted from them.
-    :param user_key: V3: the UserKey from your profile.
-    :param client: a :class:`Client` to use (and leave open) instead of
-        one made from the settings above for this call.
     :return: the project key that :func:`wait_for_video` takes.
     :rtype: str
     :raises InvalidJob: the job is malformed (nothing was sent).
@@ -119,21 +100,14 @@ def wait_for_video(
     ``poll_interval=3`` polls every 3 seconds, as the tutorial does. When the
     service rate-limits the polls (HTTP 429), it waits as long as asked.
 
+    Settings (``token``, ``app_id``, ``user_key``, ``api``, ``base_url``, ``session``,
+    ``request_timeout``, ``client``): see ``help(aistudios_chromakey)``.
+
     :param project_key: what :func:`request_export` returned.
-    :param token: the API key (or V3 access token); defaults to ``$AISTUDIOS_API_KEY``.
-    :param api: ``"legacy"`` or ``"v3"``, as for the export (by default
-        the credentials' own).
-    :param base_url: the service's ``scheme://host[:port]``.
-    :param session: a ``requests.Session`` whose settings to use.
     :param poll_interval: seconds between polls; ``None`` (the default) for
         adaptive polling.
     :param timeout: seconds the render may take, ``None`` for no limit.
     :param on_progress: called with a :class:`ProgressEvent` after each poll.
-    :param request_timeout: seconds to connect and to wait for each answer.
-    :param app_id: V3: the AppId, with ``user_key``, instead of a token.
-    :param user_key: V3: the UserKey.
-    :param client: a :class:`Client` to use (and leave open) instead of
-        one made from the settings above for this call.
     :return: the video's address (a URL on the storage host).
     :rtype: str
     :raises RenderFailed: the service reported a failed or unknown render.
@@ -167,16 +141,13 @@ def download_video(
     never replaced: the new one gets a numbered suffix (``clip-2.mp4``).
     Nothing appears under the final name until the whole body has arrived.
 
+    Settings (``token``, ``app_id``, ``user_key``, ``api``, ``base_url``, ``session``,
+    ``request_timeout``, ``client``): see ``help(aistudios_chromakey)``.
+
     :param url: the video's address, from :func:`wait_for_video`.
     :param out_dir: the output folder; created if missing.
     :param filename: the file name to use instead of the address's basename.
     :param project_key: used to name the file when the address has no name.
-    :param session: a ``requests.Session`` whose settings to use. No
-        credential is ever sent to the download host, even if this session
-        carries one.
-    :param request_timeout: seconds to connect and to wait for data.
-    :param client: a :class:`Client` to use (and leave open) instead of
-        one made from the settings above for this call.
     :return: the path of the downloaded file.
     :rtype: pathlib.Path
     :raises DownloadError: the download failed, or what arrived is not a
@@ -207,9 +178,9 @@ def list_models(
     """The V3 model catalogue: where a job's ``model`` and ``clothes`` IDs
     come from. (The legacy API documents none: ``ValueError``.)
 
-    :param token: a ready V3 access token; or give ``app_id`` and ``user_key``.
-    :param client: a :class:`Client` to use (and leave open) instead of
-        one made from the settings above for this call.
+    Settings (``token``, ``app_id``, ``user_key``, ``api``, ``base_url``, ``session``,
+    ``request_timeout``, ``client``): see ``help(aistudios_chromakey)``.
+
     :return: each model with its ``id``, ``names`` (``"ko"``, ``"en"``) and
         ``clothes`` (each with ``id`` and ``names``).
     :rtype: list[aistudios_chromakey._catalogue.Model]
@@ -257,16 +228,13 @@ def export_chromakeys(
     again, and only jobs never accepted are exported. Ctrl-C stops cleanly;
     run the same batch again to resume.
 
+    Settings (``token``, ``app_id``, ``user_key``, ``api``, ``base_url``, ``session``,
+    ``request_timeout``, ``client``): see ``help(aistudios_chromakey)``.
+
     :param jobs: a list of job dicts (``language``, ``text``, ``model``,
         ``clothes``, plus optional fields of the chosen API; ``filename`` to
         name the job's file, never sent).
-    :param token: the API key (or V3 access token); defaults to ``$AISTUDIOS_API_KEY``.
     :param out_dir: the output folder; created if missing.
-    :param api: ``"legacy"`` (the tutorial's endpoints) or ``"v3"``; by
-        default the credentials' own: an AppId and a UserKey mean V3, an API
-        key the legacy flow.
-    :param base_url: the service's ``scheme://host[:port]``, or ``"cn"``.
-    :param session: a ``requests.Session`` whose settings to use.
     :param poll_interval: seconds between two polls of the same render;
         ``None`` (the default) times each poll from the render's progress.
     :param timeout: seconds one render may take, ``None`` for no limit.
@@ -275,9 +243,6 @@ def export_chromakeys(
         1 is the tutorial's one-after-the-other loop.
     :param resume: keep a journal in ``out_dir`` and use it to skip or resume
         what an earlier run of this batch did.
-    :param request_timeout: seconds to connect and to wait for each answer.
-    :param app_id: V3: the AppId, with ``user_key``, instead of a token.
-    :param user_key: V3: the UserKey.
     :param filename_template: how to name every file, for example
         ``"{position:03d}-{text}"``: fields ``{position}``, ``{text}`` (its
         first words), ``{language}``, ``{model}``, ``{clothes}``, ``{key}``
@@ -290,8 +255,6 @@ def export_chromakeys(
         listed) against the service's model list before anything is paid
         for; a list that cannot be read only earns a warning. ``False``
         skips the check.
-    :param client: a :class:`Client` to use (and leave open) instead of
-        one made from the settings above for this call.
     :return: the downloaded files, in the order of the jobs.
     :rtype: list[pathlib.Path]
     :raises InvalidJob: a job is malformed (nothing was sent).
