@@ -8,6 +8,7 @@ from typing import Any, Optional, Tuple
 
 from ._apis import LEGACY, named_hosts, service_address
 from ._credentials import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV
+from ._jobs import MAX_TEXT_LENGTH
 from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
 from ._version import VERSION
 
@@ -125,6 +126,9 @@ def parser() -> argparse.ArgumentParser:
                      "written): it is recorded, polled and downloaded, never exported again")  # fmt: skip
     run.add_argument("--no-catalogue-check", action="store_true",
                      help="V3: do not check the jobs' models against the service's model list first")  # fmt: skip
+    run.add_argument("--max-text-length", type=_positive(int), default=MAX_TEXT_LENGTH, metavar="N",
+                     help="the longest text a job may have (default: %(default)s characters, about an hour of "
+                     "speech)")  # fmt: skip
     run.add_argument("--dry-run", action="store_true",
                      help="check the jobs file and the credentials, show what would be sent; no export")  # fmt: skip
 

@@ -66,7 +66,7 @@ def run_batch(
     check_catalogue: bool = True,
 ) -> List[Path]:
     """:func:`aistudios_chromakey.export_chromakeys` on ``client``."""
-    checked = check_jobs(jobs, client.api)
+    checked = check_jobs(jobs, client.api, client.max_text_length)
     client.credentials.resolve()
     check_concurrency(concurrency)
     check_timing(poll_interval, timeout)

@@ -30,7 +30,7 @@ from ._client import Client
 from ._credentials import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV, Given, credentials_from
 from ._errors import AIStudiosError, BatchError, ExportRejected, InvalidJob, JournalError, ServiceError
 from ._functions import export_chromakeys, list_models
-from ._jobs import check_jobs
+from ._jobs import MAX_TEXT_LENGTH, check_jobs
 from ._jobsfile import JobsFileError, read_jobs_file
 from ._names import check_template
 from ._preflight import check_folder
@@ -85,11 +85,13 @@ def _run_batch(jobs: List[Dict[str, Any]], origins: List[str], credentials: Give
         extra["check_catalogue"] = False
     errors: Dict[int, BaseException] = {}
     try:
-        with board, _notices(board, options.verbose):
+        with board, _notices(board, options.verbose), Client(
+            credentials.token, app_id=credentials.app_id, user_key=credentials.user_key, api=credentials.api,
+            base_url=base_url, max_text_length=getattr(options, "max_text_length", MAX_TEXT_LENGTH),
+        ) as client:  # fmt: skip
             export_chromakeys(
-                jobs, credentials.token, app_id=credentials.app_id, user_key=credentials.user_key,
-                out_dir=options.out, api=credentials.api, base_url=base_url, poll_interval=options.poll_interval,
-                timeout=options.timeout, concurrency=options.concurrency, resume=resume, on_progress=board, **extra,
+                jobs, out_dir=options.out, poll_interval=options.poll_interval, timeout=options.timeout,
+                concurrency=options.concurrency, resume=resume, on_progress=board, client=client, **extra,
             )  # fmt: skip
     except InvalidJob as error:
         return _usage(f"{_where(error, origins)}; nothing was sent", job=error.position, field=error.field)
@@ -194,7 +196,8 @@ def _cmd_run(options: argparse.Namespace) -> int:
         if jobs_file.encoding not in (None, "UTF-8", "UTF-8 with BOM") and not options.quiet:
             print(f"reading {options.jobs_file} as {jobs_file.encoding}", file=sys.stderr)
         try:
-            check_jobs(jobs_file.jobs, api_named(credentials.api if credentials else options.api or "legacy"))
+            api = api_named(credentials.api if credentials else options.api or "legacy")
+            check_jobs(jobs_file.jobs, api, getattr(options, "max_text_length", MAX_TEXT_LENGTH))
         except InvalidJob as error:
             origin = jobs_file.origins[error.position - 1] if error.position else None
             where = {"job": error.position, "field": error.field, "where": origin}

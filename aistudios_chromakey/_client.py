@@ -43,7 +43,7 @@ from ._errors import (
     ServiceError,
 )
 from ._events import ProgressCallback
-from ._jobs import Job, check_job
+from ._jobs import MAX_TEXT_LENGTH, Job, check_job
 from ._names import check_filename, safe_filename
 from ._polling import (
     DEFAULT_POLL_INTERVAL,
@@ -95,6 +95,8 @@ class Client:
         adapters or credentials.
     :param request_timeout: seconds to connect and to wait for an answer,
         one number or a ``(connect, read)`` pair.
+    :param max_text_length: the longest ``text`` a job may have (50,000
+        characters, about an hour of speech, unless raised).
     :param max_polls_per_second: the most progress polls this client sends
         per second, however many renders a batch runs (``None``: no cap).
 
@@ -116,11 +118,15 @@ class Client:
         session: Optional[requests.Session] = None,
         request_timeout: RequestTimeout = DEFAULT_REQUEST_TIMEOUT,
         max_polls_per_second: Optional[float] = DEFAULT_POLLS_PER_SECOND,
+        max_text_length: int = MAX_TEXT_LENGTH,
     ):
         self.api = api_named(choose_api(api, token, app_id, user_key))
         self.base_url = service_address(self.api, base_url)
         self.request_timeout = check_request_timeout(request_timeout)
         self.credentials = Credentials(self.api, token, app_id, user_key)
+        if not isinstance(max_text_length, int) or isinstance(max_text_length, bool) or max_text_length < 1:
+            raise ValueError(f"max_text_length must be a whole number >= 1, not {max_text_length!r}")
+        self.max_text_length = max_text_length
         #: When the service rate-limits any request, no request of this client goes before this ends.
         self.pause = RatePause()
         self._poll_gate = PollGate(max_polls_per_second)
@@ -241,7 +247,7 @@ class Client:
     def request_export(self, job: Union[Mapping[str, Any], Job], *, position: Optional[int] = None) -> str:
         """Ask the service to render one video (tutorial step 3); see
         :func:`aistudios_chromakey.request_export`. Returns the project key."""
-        checked = job if isinstance(job, Job) else check_job(job, self.api, position)
+        checked = job if isinstance(job, Job) else check_job(job, self.api, position, self.max_text_length)
         who = f"job {checked.position}" if checked.position is not None else "the job"
         what = f"export request for {who}"
         answer = self._export_once(checked, what)

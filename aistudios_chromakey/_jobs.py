@@ -74,7 +74,15 @@ class Job:
     filename: Optional[str] = None
 
 
-def check_job(job: Any, api: Api, position: Optional[int] = None) -> Job:
+#: The longest ``text`` a job may have unless the caller raises it
+#: (``Client(max_text_length=...)``, ``--max-text-length``). The docs set no
+#: limit; 50,000 characters is about an hour of speech (Korean is read at
+#: about 7 syllables, English at about 15 characters a second), far past any
+#: script for one clip, and far short of a file pasted by mistake.
+MAX_TEXT_LENGTH = 50_000
+
+
+def check_job(job: Any, api: Api, position: Optional[int] = None, max_text: int = MAX_TEXT_LENGTH) -> Job:
     """The job, checked against ``api``; :class:`InvalidJob` names the field."""
     if not isinstance(job, Mapping):
         raise InvalidJob(
@@ -88,6 +96,14 @@ def check_job(job: Any, api: Api, position: Optional[int] = None) -> Job:
             raise InvalidJob(f"must be a string, not {type(value).__name__}", position=position, field=field)
         if not value.strip():
             raise InvalidJob("must not be empty", position=position, field=field)
+    if len(job["text"]) > max_text:
+        raise InvalidJob(
+            f"is {len(job['text']):,} characters long, more than the {max_text:,} allowed without being asked "
+            "(about an hour of speech). If it is meant, raise the bound: Client(max_text_length=N) given as "
+            "client=, or --max-text-length N",
+            position=position,
+            field="text",
+        )
     body = {}
     for field, value in job.items():
         if field == FILENAME_KEY:
@@ -146,8 +162,8 @@ def _filename(value: Any, position: Optional[int]) -> Optional[str]:
         raise InvalidJob(str(error), position=position, field=FILENAME_KEY) from None
 
 
-def check_jobs(jobs: Iterable[Any], api: Api) -> List[Job]:
+def check_jobs(jobs: Iterable[Any], api: Api, max_text: int = MAX_TEXT_LENGTH) -> List[Job]:
     """Every job of a batch, checked before the first is sent."""
     if isinstance(jobs, (Mapping, str, bytes)):
         raise InvalidJob("jobs must be a list of dicts; to export one job, pass [job]")
-    return [check_job(job, api, position) for position, job in enumerate(jobs, start=1)]
+    return [check_job(job, api, position, max_text) for position, job in enumerate(jobs, start=1)]

@@ -817,3 +817,18 @@ def test_the_library_starts_only_the_threads_the_readme_names_and_none_outlives_
     else:
         assert names - {"aistudios-chromakey watchdog"} <= {f"aistudios-download_{n}" for n in range(3)}
     assert [t.name for t in threading.enumerate() if t.name.startswith("aistudios")] == []
+
+
+def test_a_text_past_the_bound_is_refused_before_anything_is_sent_unless_the_bound_is_raised(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    from aistudios_chromakey import Client, InvalidJob
+
+    long = [jobs[0], dict(jobs[1], text="가" * 200_000)]
+    with pytest.raises(InvalidJob, match=r"job 2.*text.*200,000 characters.*50,000.*max_text_length") as caught:
+        export_chromakeys(long, SECRET, base_url=sim.base_url, out_dir=tmp_path)
+    assert caught.value.position == 2 and caught.value.field == "text"
+    assert sim.log == []
+    with Client(SECRET, base_url=sim.base_url, max_text_length=200_000) as client:
+        paths = export_chromakeys(long, out_dir=tmp_path, poll_interval=0.05, client=client)
+    assert len(paths) == 2 and len(sim.exports[1].body["text"]) == 200_000

@@ -705,3 +705,17 @@ def test_json_always_prints_one_json_object_even_when_the_run_stops_early(sim: S
     answer = json.loads(refused.stdout)
     assert refused.returncode == answer["exit_status"] == 1 and "refused the API key" in answer["errors"][0]["message"]
     assert sim.exports == []
+
+
+def test_a_text_past_the_bound_exits_2_naming_the_job_and_the_option(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    jobs_file = _json_file(tmp_path, [jobs[0], dict(jobs[1], text="x" * 60_000)])
+    refused = cli("run", str(jobs_file), "--base-url", sim.base_url, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "job 2" in refused.stderr and "60,000 characters" in refused.stderr and "--max-text-length" in refused.stderr
+    assert sim.log == []
+    raised = cli("run", str(jobs_file), "--base-url", sim.base_url, "--max-text-length", "60000",
+                 "--poll-interval", "0.05", cwd=tmp_path)  # fmt: skip
+    assert raised.returncode == 0, raised.stderr
+    assert len(sim.exports) == 2
