@@ -1,14 +1,19 @@
 """What the command line shows while a batch runs, and the summary after it.
 
-On a terminal the board is redrawn in place: a line per job (state, percent,
-elapsed time, estimated time left; bytes and speed while downloading) and a
-total line, never taller than the terminal. Piped into a file (CI, cron) the
-same news comes as plain lines, one per change worth a line: a new state, or
-another tenth of a render or a download. The library itself prints nothing:
-it calls :meth:`Board.__call__` with a :class:`ProgressEvent` at each step.
+On a terminal the board is redrawn in place: a line per job (its file name
+or the first words of its text, a bar, the percent, elapsed time and time
+left; bytes and speed while downloading) and a total line with a bar of its
+own, each cut to the terminal's width and never taller than the terminal.
+Between two polls the percent moves on the render's estimated rate, marked
+``~`` until the next answer. A failure is told at once, whole, above the
+board, with what to do. Piped into a file (CI, cron) the same news comes as
+plain lines, one per change worth a line: a new state, or another tenth of
+a render or a download. The library itself prints nothing: it calls
+:meth:`Board.__call__` with a :class:`ProgressEvent` at each step.
 
-Only ASCII is used for decoration, so that a terminal that cannot show more
-never fails a run.
+Only ASCII is used for decoration, and every line is measured as the
+terminal will show it (Korean takes two columns; what the terminal's
+encoding cannot show takes its escape), so that the redraw stays exact.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
+from ._errors import ExportUncertain
 from ._events import ProgressEvent
 
 Clock = Callable[[], float]
@@ -29,7 +35,8 @@ RUNNING = ("submitted", "rendering", "downloading")
 FINISHED = ("done", "skipped", "failed")
 _SPEED_WINDOW = 0.5  # seconds of download a speed is measured over, at least
 _REDRAW_EVERY = 0.1  # the live board's quickest redraw for news that changes no state
-_TICK = 1.0  # the live board's redraw while nothing happens, so elapsed times move
+_TICK = 0.5  # the live board's redraw while nothing happens: elapsed times and estimates move
+_RENDER_SHARE = 0.9  # of a job's bar: the render; the rest is its download
 
 
 @dataclass
@@ -37,12 +44,15 @@ class JobView:
     """Where one job stands, as the board shows it."""
 
     position: int
+    label: str = ""  # the user's file name, or the first words of the text
     state: str = "waiting"  # waiting, submitted, rendering, downloading, done, skipped or failed
     project_key: Optional[str] = None
-    percent: Optional[float] = None
+    percent: Optional[float] = None  # as the service last said
     service_state: Optional[str] = None  # V3's own word, such as "queued"
     seconds_left: Optional[Tuple[float, float]] = None  # (estimate, when it was made)
     started: Optional[float] = None
+    fetching: Optional[float] = None  # when its download began
+    fetched: Optional[float] = None  # seconds its download took
     ended: Optional[float] = None
     exported: bool = False  # its export was sent (and paid for) in this run
     received: Optional[int] = None
@@ -62,11 +72,36 @@ class JobView:
             return self.state, int(self.received * 10 // self.total)
         return self.state, 0
 
+    def render_percent(self, now: float) -> Tuple[float, bool]:
+        """The render's percent now, and whether it is an estimate: between
+        two answers it moves on the rate the last estimate implies, and
+        stops short of 100 (only an answer says done)."""
+        said = self.percent or 0.0
+        if self.seconds_left is None or said >= 100:
+            return said, False
+        estimate, when = self.seconds_left
+        if estimate <= 0:
+            return said, False
+        moved = min(said + (100 - said) * (now - when) / estimate, 99.0)
+        return max(moved, said), moved > said + 0.5
+
+    def fraction(self, now: float) -> float:
+        """How far the job is, from 0 (waiting) to 1 (finished)."""
+        if self.state in FINISHED:
+            return 1.0
+        if self.state == "rendering":
+            return _RENDER_SHARE * self.render_percent(now)[0] / 100
+        if self.state == "downloading":
+            part = self.received / self.total if self.received is not None and self.total else 0.0
+            return _RENDER_SHARE + (1 - _RENDER_SHARE) * part
+        return 0.0
+
 
 class Board:
     """Progress of a batch on ``stream``: redrawn in place when ``live``,
-    plain lines otherwise, nothing when ``quiet``. ``concurrency`` only sizes
-    the estimate of the batch's time left."""
+    plain lines otherwise, nothing when ``quiet``. ``labels`` name the jobs
+    (their file names or first words); ``concurrency`` sizes the estimate of
+    the batch's time left."""
 
     def __init__(
         self,
@@ -75,11 +110,15 @@ class Board:
         live: bool,
         quiet: bool,
         *,
+        labels: Sequence[str] = (),
         concurrency: int = 1,
         clock: Clock = time.monotonic,
     ):
         self.views = [JobView(position) for position in range(1, count + 1)]
+        for view, label in zip(self.views, labels):
+            view.label = " ".join(str(label).split())
         self.stream = stream
+        self.encoding = getattr(stream, "encoding", None) or "utf-8"
         self.quiet = quiet
         self.live = live and not quiet
         self.concurrency = max(concurrency, 1)
@@ -101,20 +140,21 @@ class Board:
             view = self.views[event.position - 1]
             before = view.state
             self.update(view, event, self.clock())
+            if view.state == "failed" and before != "failed":
+                self.note(f"job {view.position} failed: {_told(event.error)}{_advice(view, event.error)}")
             if self.live:
                 if view.state != before or self.clock() - self.last_draw >= _REDRAW_EVERY:
                     self.redraw()
-            elif not self.quiet and self.steps.get(view.position) != view.step():
+            elif not self.quiet and self.steps.get(view.position) != view.step() and view.state != "failed":
                 self.steps[view.position] = view.step()
-                self.stream.write(shown(f"job {view.position}: {job_text(view, self.clock())}") + "\n")
-                self.stream.flush()
+                self.write(f"job {view.position}: {job_text(view, self.clock())}")
 
     def update(self, view: JobView, event: ProgressEvent, now: float) -> None:
         """Take in one event."""
         if view.started is None and not event.skipped:
             view.started = now
         view.project_key = event.project_key or view.project_key
-        if event.progress is not None:
+        if event.progress is not None and event.kind != "downloading":
             view.percent = event.progress
         view.service_state = event.state or view.service_state
         if event.kind == "submitted":
@@ -128,13 +168,17 @@ class Board:
             view.state = "skipped" if event.skipped else "done"
             view.path, view.size, view.sha256 = event.path, event.size, event.sha256
             view.ended = now
+            if view.fetching is not None:
+                view.fetched = now - view.fetching
         elif event.kind == "failed":
             view.state, view.ended = "failed", now
             view.error = first_line(event.error) if event.error is not None else "failed"
 
     @staticmethod
     def _downloading(view: JobView, event: ProgressEvent, now: float) -> None:
-        view.state = "downloading"
+        if view.state != "downloading":
+            view.fetching = now
+        view.state, view.percent = "downloading", 100.0
         view.total = event.total if event.total is not None else view.total
         if event.received is None:
             return
@@ -146,18 +190,20 @@ class Board:
             view.sample = (now, event.received)
 
     def note(self, text: str) -> None:
-        """A line of news above the board (a warning), kept on the screen."""
+        """A line of news above the board (a warning, a failure), kept on the screen, whole."""
         if self.quiet:
             return
-        text = shown(text)  # no escape of the service's reaches the terminal
         with self.lock:
             if self.live and self.drawn:
                 self.stream.write(f"\x1b[{self.drawn}F\x1b[J")  # the board goes, the note takes its place
                 self.drawn = 0
-            self.stream.write(text + "\n")
-            self.stream.flush()
+            self.write(text)
             if self.live:
                 self.redraw()
+
+    def write(self, text: str) -> None:
+        self.stream.write(shown(text) + "\n")
+        self.stream.flush()
 
     def record_failures(self, failures: Dict[int, BaseException]) -> None:
         """Failures the batch reported, in case an event did not say it."""
@@ -189,59 +235,71 @@ class Board:
 
     def redraw(self) -> None:
         columns, rows = terminal_size(self.stream)
-        lines = self.frame(self.clock(), rows)
+        lines = self.frame(self.clock(), rows, columns - 1)
         if self.drawn:
             self.stream.write(f"\x1b[{self.drawn}F")  # back to the board's first line
         for line in lines:
-            self.stream.write("\x1b[2K" + fit(line, columns - 1) + "\n")
+            self.stream.write("\x1b[2K" + fit(line, columns - 1, self.encoding) + "\n")
         self.stream.write("\x1b[J")  # clear what a taller board left below
         self.stream.flush()
         self.drawn = len(lines)
         self.last_draw = self.clock()
 
-    def frame(self, now: float, rows: int) -> List[str]:
-        """The board's lines: fewer than ``rows``, so that the screen never
-        scrolls. With more jobs than room, the running ones and counts of
-        the others."""
+    def frame(self, now: float, rows: int, columns: int = 79) -> List[str]:
+        """The board's lines, each at most ``columns`` wide, fewer than
+        ``rows`` so that the screen never scrolls. With more jobs than room,
+        the running ones and counts of the others."""
         budget = max(rows - 1, 1)
-        total = self.total_line(now)
-        width = len(str(len(self.views)))
+        total = self.total_line(now, columns)
+        number = len(str(len(self.views)))
         if len(self.views) + 1 <= budget:
-            return [f"job {v.position:>{width}}: {job_text(v, now)}" for v in self.views] + [total]
+            return [job_line(v, now, columns, number, self.encoding) for v in self.views] + [total]
         room = max(budget - 2, 0)
-        shown = [v for v in self.views if v.state in RUNNING][:room]
-        hidden = [v for v in self.views if v not in shown]
-        counts = _counts(hidden)
-        lines = [f"job {v.position:>{width}}: {job_text(v, now)}" for v in shown]
+        running = [v for v in self.views if v.state in RUNNING][:room]
+        hidden = [v for v in self.views if v not in running]
+        lines = [job_line(v, now, columns, number, self.encoding) for v in running]
         if budget >= 2:
-            parts = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
-            lines.append(f"... and {len(hidden)} more jobs: {parts}")
+            parts = ", ".join(f"{n} {state}" for state, n in _counts(hidden).items() if n)
+            lines.append(f"... and {len(hidden)} more: {parts}")
         return [*lines, total]
 
-    def total_line(self, now: float) -> str:
+    def total_line(self, now: float, columns: int = 79) -> str:
         counts = _counts(self.views)
         done = counts["done"] + counts["skipped"]
-        text = (
-            f"total: {done} done"
-            + (f" ({counts['skipped']} skipped)" if counts["skipped"] else "")
-            + f", {counts['failed']} failed, {counts['running']} running, {counts['waiting']} waiting"
-            + f"; {duration(now - self.started)} elapsed"
-        )
+        share = sum(v.fraction(now) for v in self.views) / max(len(self.views), 1)
         left = self.time_left(now)
-        if left is not None and counts["running"] + counts["waiting"]:
-            text += f", about {duration(left)} left"
-        return text
+        told = (
+            f"~{duration(left)} left"
+            if left is not None and left >= 1 and counts["running"] + counts["waiting"]
+            else ""
+        )
+        elapsed = duration(now - self.started)
+        failed = f", {counts['failed']} failed" if counts["failed"] else ""
+        variants = [
+            f"total {bar(share, 12)} {done}/{len(self.views)} done{failed}, {counts['running']} running; "
+            f"{elapsed} elapsed{', ' + told if told else ''}",
+            f"total {bar(share, 8)} {done}/{len(self.views)}{failed} {elapsed} {told}",
+            f"total {done}/{len(self.views)}{failed} {elapsed} {told}",
+        ]
+        return _first_fitting(variants, columns, self.encoding)
 
     def time_left(self, now: float) -> Optional[float]:
-        """An estimate of the batch's time left, or ``None`` before there is any."""
+        """An estimate of the batch's time left, downloads included, or
+        ``None`` before there is any."""
         times = [v.ended - v.started for v in self.views if v.state == "done" and v.started and v.ended]
         average = sum(times) / len(times) if times else None
+        fetches = [v.fetched for v in self.views if v.fetched is not None]
+        fetch = sum(fetches) / len(fetches) if fetches else 0.0
         lefts = []
         for view in self.views:
             if view.state not in RUNNING:
                 continue
             left = _left(view, now)
-            if left is None and average is not None and view.started is not None:
+            if view.state == "downloading":
+                left = _download_left(view, now, fetch)
+            elif left is not None:
+                left += fetch
+            elif average is not None and view.started is not None:
                 left = max(average - (now - view.started), 0.0)
             if left is None:
                 return None
@@ -253,8 +311,56 @@ class Board:
         return max(max(lefts, default=0.0), work / self.concurrency)
 
 
+def job_line(view: JobView, now: float, columns: int, number: int = 1, encoding: str = "utf-8") -> str:
+    """One job's line on the live board: its number, its label (shortened
+    first), then what it is doing, with fewer details when room is short."""
+    head = f"{view.position:>{number}} "
+    variants = _details(view, now)
+    for detail in variants:
+        room = columns - shown_width(head + " " + detail, encoding)
+        if room >= min(8, shown_width(view.label, encoding)) or detail is variants[-1]:
+            label = shorten(view.label, max(room, 0), encoding) if view.label else ""
+            return f"{head}{label}{' ' if label else ''}{detail}"
+    raise AssertionError("unreachable")
+
+
+def _details(view: JobView, now: float) -> List[str]:
+    """What a job's line says after its label, from the fullest to the shortest."""
+    elapsed = duration(now - view.started) if view.started is not None else "0:00"
+    if view.state == "rendering":
+        percent, guessed = view.render_percent(now)
+        mark = "~" if guessed else " "
+        note = f" ({view.service_state})" if view.service_state and view.service_state != "rendering" else ""
+        left = _left(view, now)
+        later = f", ~{duration(left)} left" if left is not None and left >= 1 else ""
+        return [
+            f"{bar(percent / 100, 12)} {percent:3.0f}%{mark}{note} {elapsed}{later}",
+            f"{bar(percent / 100, 6)} {percent:3.0f}%{mark} {elapsed}{later.replace(', ', ' ')}",
+            f"{percent:3.0f}%{mark} {elapsed}",
+        ]
+    if view.state == "downloading":
+        part = view.received / view.total if view.received is not None and view.total else 0.0
+        amount = size_text(view.received) + (f" of {size_text(view.total)}" if view.total else "")
+        speed = f" at {size_text(view.speed)}/s" if view.speed is not None else ""
+        return [
+            f"{bar(part, 12)} downloading {amount}{speed} {elapsed}",
+            f"{bar(part, 6)} {size_text(view.received)}{speed} {elapsed}",
+            f"dl {part * 100:3.0f}% {elapsed}",
+        ]
+    if view.state == "done":
+        took = duration(view.ended - view.started) if view.ended is not None and view.started is not None else ""
+        return [f"done in {took}: {view.path}", f"done in {took}", "done"]
+    if view.state == "skipped":
+        return [f"already downloaded: {view.path}", "already downloaded"]
+    if view.state == "failed":
+        return [f"FAILED: {view.error}", "FAILED"]
+    if view.state == "submitted":
+        return [f"exported, waiting for the render {elapsed}", f"exported {elapsed}"]
+    return ["waiting"]
+
+
 def job_text(view: JobView, now: float) -> str:
-    """What one job's line says after its number."""
+    """A job's plain line (in a log, where no width limits it)."""
     key = f" {view.project_key}" if view.project_key else ""
     elapsed = f"{duration(now - view.started)} elapsed" if view.started is not None else ""
     if view.ended is not None and view.started is not None:
@@ -281,6 +387,17 @@ def job_text(view: JobView, now: float) -> str:
     return "waiting"
 
 
+def _told(error: Any) -> str:
+    return " ".join(str(error).split()) if error is not None else "failed"
+
+
+def _advice(view: JobView, error: Any) -> str:
+    """What to do about a failed job, unless its message says it already."""
+    if isinstance(error, ExportUncertain):
+        return ""  # its message says how to check the dashboard before paying again
+    return f" Run the same command again to retry job {view.position}; finished jobs are not paid for again."
+
+
 def _left(view: JobView, now: float) -> Optional[float]:
     if view.seconds_left is None:
         return None
@@ -288,11 +405,25 @@ def _left(view: JobView, now: float) -> Optional[float]:
     return max(estimate - (now - when), 0.0)
 
 
+def _download_left(view: JobView, now: float, typical: float) -> Optional[float]:
+    if view.speed and view.total and view.received is not None:
+        return max(view.total - view.received, 0) / view.speed
+    if typical and view.fetching is not None:
+        return max(typical - (now - view.fetching), 0.0)
+    return None if view.total else 0.0
+
+
 def _counts(views: List[JobView]) -> Dict[str, int]:
     counts = {"running": 0, "done": 0, "skipped": 0, "failed": 0, "waiting": 0}
     for view in views:
         counts["running" if view.state in RUNNING else view.state] += 1
     return counts
+
+
+def bar(share: float, cells: int) -> str:
+    """``[######------]``: ``share`` (0 to 1) of ``cells`` filled."""
+    filled = round(min(max(share, 0.0), 1.0) * cells)
+    return "[" + "#" * filled + "-" * (cells - filled) + "]"
 
 
 def duration(seconds: float) -> str:
@@ -325,9 +456,21 @@ def shown(text: Any) -> str:
     return "\n".join("".join(c if c.isprintable() else "\ufffd" for c in line) for line in str(text).split("\n"))
 
 
-def fit(text: str, columns: int) -> str:
-    """``text`` made safe (:func:`shown`) and cut to ``columns`` terminal columns."""
-    text = shown(text)
+def as_printed(text: str, encoding: str = "utf-8") -> str:
+    """``text`` as a stream in ``encoding`` prints it: what it cannot show
+    becomes its escape (``\\uac00``), as the command's streams are set to."""
+    return text.encode(encoding, "backslashreplace").decode(encoding, "replace")
+
+
+def shown_width(text: str, encoding: str = "utf-8") -> int:
+    return width(as_printed(shown(text), encoding))
+
+
+def fit(text: str, columns: int, encoding: str = "utf-8") -> str:
+    """``text`` made safe (:func:`shown`), as the stream will print it, cut
+    to ``columns`` terminal columns: cut after escaping, so that an escaped
+    line never wraps."""
+    text = as_printed(shown(text), encoding)
     used = 0
     for index, char in enumerate(text):
         used += width(char)
@@ -336,17 +479,43 @@ def fit(text: str, columns: int) -> str:
     return text
 
 
+def shorten(text: str, columns: int, encoding: str = "utf-8") -> str:
+    """``text`` in at most ``columns`` columns, an ellipsis (``...``) in its
+    middle when it must be cut, as printed in ``encoding``."""
+    text = as_printed(shown(text), encoding)
+    if width(text) <= columns:
+        return text
+    if columns <= 3:
+        return "." * max(columns, 0)
+    keep = columns - 3
+    head = fit(text, (keep + 1) // 2)
+    tail_room, tail = keep - width(head), ""
+    for char in reversed(text):
+        if width(tail) + width(char) > tail_room:
+            break
+        tail = char + tail
+    return f"{head}...{tail}"
+
+
+def _first_fitting(variants: List[str], columns: int, encoding: str) -> str:
+    for variant in variants:
+        if shown_width(variant, encoding) <= columns:
+            return variant
+    return variants[-1]
+
+
 def width(text: str) -> int:
     """Terminal columns ``text`` takes: Korean characters take two."""
     return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
 
 
-def terminal_size(stream: TextIO) -> Tuple[int, int]:
-    """``(columns, rows)`` of the terminal ``stream`` writes to; ``$COLUMNS``
-    and ``$LINES`` win, as for :func:`shutil.get_terminal_size`."""
+def terminal_size(stream: Optional[TextIO] = None) -> Tuple[int, int]:
+    """``(columns, rows)``: ``$COLUMNS`` and ``$LINES`` first, as for
+    :func:`shutil.get_terminal_size`, else the terminal ``stream`` writes
+    to, else 80 by 24."""
     try:
-        size = os.get_terminal_size(stream.fileno())
-        columns, rows = size.columns or 80, size.lines or 24
+        size = os.get_terminal_size(stream.fileno()) if stream is not None else None
+        columns, rows = (size.columns or 80, size.lines or 24) if size else (80, 24)
     except (AttributeError, ValueError, OSError):
         columns, rows = 80, 24
     return _env_int("COLUMNS", columns), _env_int("LINES", rows)
@@ -363,39 +532,91 @@ def _env_int(name: str, default: int) -> int:
 # --- after the batch -------------------------------------------------------------------
 
 
-def summary(board: Board) -> str:
-    """The table printed at the end (job, project key, state, file or reason)
-    and the counts: what was exported, and paid for, in this run, and what
-    an earlier run had finished."""
-    rows = []
-    for view in board.views:
-        if view.state in ("done", "skipped"):
-            detail = f"  ({view.size} bytes, sha256 {view.sha256[:16]}...)" if view.size and view.sha256 else ""
-            rows.append((view, f"{view.path}{detail}"))
-        else:
-            rows.append((view, view.error or "not finished"))
-    width = max([len("project key")] + [len(view.project_key or "-") for view in board.views])
-    lines = [f"{'job':>4}  {'project key':<{width}}  {'state':<7}  file or reason"]
-    for view, text in rows:
+def summary(board: Board, columns: int = 80, encoding: str = "utf-8") -> str:
+    """The table printed at the end, within ``columns``: each job's state,
+    file (relative to the working folder, shortened in its middle if it must
+    be) or reason (on lines of its own when long), and project key (in a
+    column where there is room, else below the file when the file's name
+    does not show it); then the counts: what was exported, and paid for, in
+    this run, what was resumed from an earlier run's export, and what an
+    earlier run had finished."""
+    number = max(len(str(len(board.views))), 3)
+    keys = max([len(view.project_key or "-") for view in board.views] + [len("project key")])
+    cells = [(view, _cell(view)) for view in board.views]
+    wide = all(number + 13 + keys + shown_width(cell, encoding) <= columns for _, cell in cells)
+    head = f"{'job':>{number}}  {'state':<7}  " + (f"{'project key':<{keys}}  " if wide else "")
+    lines = [head + "file or reason"]
+    room = max(columns - len(head), 10)
+    for view, cell in cells:
         state = view.state if view.state in FINISHED else "not run"
-        lines.append(f"{view.position:>4}  {view.project_key or '-':<{width}}  {state:<7}  {text}")
+        key = f"{view.project_key or '-':<{keys}}  " if wide else ""
+        start = f"{view.position:>{number}}  {state:<7}  {key}"
+        if view.state in ("done", "skipped") and view.path is not None:
+            size = f" ({size_text(view.size)})" if view.size else ""
+            cell = shorten(_relative(view.path), room - width(size), encoding) + size
+            lines.append(start + cell)
+        elif shown_width(cell, encoding) <= room:
+            lines.append(start + cell)
+        else:
+            lines.append(start.rstrip())
+            lines.extend(" " * 4 + line for line in wrap(cell, max(columns - 4, 10), encoding))
+        if not wide and view.project_key and view.project_key not in cell:
+            lines.append(" " * 4 + fit(f"project key {view.project_key}", columns - 4, encoding))
     totals = totals_of(board)
     line = f"{totals['done']} of {totals['jobs']} done" + (f", {totals['failed']} failed" if totals["failed"] else "")
     line += f"; exported in this run: {totals['exported']}"
+    if totals["resumed"]:
+        line += f"; resumed from an earlier run's export: {totals['resumed']}"
     if totals["skipped"]:
         line += f"; already downloaded, skipped: {totals['skipped']}"
-    lines.append(line)
+    lines.extend(wrap(line, columns, encoding))
     return "\n".join(lines)
+
+
+def _cell(view: JobView) -> str:
+    if view.state in ("done", "skipped") and view.path is not None:
+        return _relative(view.path) + (f" ({size_text(view.size)})" if view.size else "")
+    return view.error or "not finished"
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def wrap(text: str, columns: int, encoding: str = "utf-8") -> List[str]:
+    """``text`` in lines of at most ``columns`` columns, broken between words
+    where it can be (Korean counted as two columns each)."""
+    lines: List[str] = []
+    line = ""
+    for word in as_printed(shown(text), encoding).split():
+        while width(word) > columns:  # a word longer than a line: cut it
+            if line:
+                lines.append(line)
+                line = ""
+            head = fit(word, columns)
+            lines.append(head)
+            word = word[len(head) :]
+        if line and width(line) + 1 + width(word) > columns:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return [*lines, line] if line else lines or [""]
 
 
 def totals_of(board: Board) -> Dict[str, int]:
     """Counts of the batch: jobs, done (skipped included), exported in this
-    run (each a paid render), skipped, failed, not finished."""
+    run (each a paid render), resumed (polled on an earlier run's export),
+    skipped, failed, not finished."""
     counts = _counts(board.views)
     return {
         "jobs": len(board.views),
         "done": counts["done"] + counts["skipped"],
         "exported": sum(1 for view in board.views if view.exported),
+        "resumed": sum(1 for view in board.views if not view.exported and view.state != "skipped" and view.project_key),
         "skipped": counts["skipped"],
         "failed": counts["failed"],
         "not_finished": counts["running"] + counts["waiting"],

@@ -25,14 +25,14 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 from ._apis import api_named
 from ._arguments import parser
-from ._board import Board, shown, summary, summary_json, width
+from ._board import Board, shown, summary, summary_json, terminal_size, width
 from ._client import Client
 from ._credentials import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV, Given, credentials_from
 from ._errors import AIStudiosError, BatchError, ExportRejected, InvalidJob, JournalError, ServiceError
 from ._functions import export_chromakeys, list_models
 from ._jobs import MAX_TEXT_LENGTH, check_jobs
 from ._jobsfile import JobsFileError, read_jobs_file
-from ._names import check_template
+from ._names import check_template, first_words
 from ._preflight import check_folder
 from .simulator import Simulator
 
@@ -77,7 +77,8 @@ def _run_batch(jobs: List[Dict[str, Any]], origins: List[str], credentials: Give
                *, base_url: Optional[str], resume: bool) -> int:  # fmt: skip
     live = sys.stderr.isatty() and not options.verbose
 
-    board = Board(len(jobs), sys.stderr, live, options.quiet, concurrency=options.concurrency)
+    labels = [job.get("filename") or first_words(str(job.get("text", "")), 30) for job in jobs]
+    board = Board(len(jobs), sys.stderr, live, options.quiet, labels=labels, concurrency=options.concurrency)
     extra: Dict[str, Any] = {} if options.name is None else {"filename_template": options.name}
     if getattr(options, "adopt", None):
         extra["adopt"] = dict(options.adopt)
@@ -176,7 +177,7 @@ def _report(board: Board, options: argparse.Namespace, status: int) -> None:
         print(json.dumps({**summary_json(board, status), "errors": _said}, indent=2))
         options.json_printed = True
     elif status != ExitStatus.INTERRUPTED:
-        print(shown(summary(board)))
+        print(summary(board, terminal_size(sys.stdout)[0] - 1, sys.stdout.encoding or "utf-8"))
 
 
 def _cmd_run(options: argparse.Namespace) -> int:
