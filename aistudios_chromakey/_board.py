@@ -37,6 +37,7 @@ _SPEED_WINDOW = 0.5  # seconds of download a speed is measured over, at least
 _REDRAW_EVERY = 0.1  # the live board's quickest redraw for news that changes no state
 _TICK = 0.5  # the live board's redraw while nothing happens: elapsed times and estimates move
 _RENDER_SHARE = 0.9  # of a job's bar: the render; the rest is its download
+_LABEL_MAX = 24  # columns the jobs' names are padded to, at most
 
 
 @dataclass
@@ -252,12 +253,13 @@ class Board:
         budget = max(rows - 1, 1)
         total = self.total_line(now, columns)
         number = len(str(len(self.views)))
-        if len(self.views) + 1 <= budget:
-            return [job_line(v, now, columns, number, self.encoding) for v in self.views] + [total]
-        room = max(budget - 2, 0)
-        running = [v for v in self.views if v.state in RUNNING][:room]
-        hidden = [v for v in self.views if v not in running]
-        lines = [job_line(v, now, columns, number, self.encoding) for v in running]
+        visible = self.views if len(self.views) + 1 <= budget else [v for v in self.views if v.state in RUNNING]
+        visible = visible[: max(budget - 2, 0)] if visible is not self.views else visible
+        labels = min(max([shown_width(v.label, self.encoding) for v in visible] + [0]), _LABEL_MAX)
+        lines = [job_line(v, now, columns, number, self.encoding, labels) for v in visible]
+        if visible is self.views:
+            return [*lines, total]
+        hidden = [v for v in self.views if v not in visible]
         if budget >= 2:
             parts = ", ".join(f"{n} {state}" for state, n in _counts(hidden).items() if n)
             lines.append(f"... and {len(hidden)} more: {parts}")
@@ -311,15 +313,18 @@ class Board:
         return max(max(lefts, default=0.0), work / self.concurrency)
 
 
-def job_line(view: JobView, now: float, columns: int, number: int = 1, encoding: str = "utf-8") -> str:
-    """One job's line on the live board: its number, its label (shortened
-    first), then what it is doing, with fewer details when room is short."""
+def job_line(view: JobView, now: float, columns: int, number: int = 1, encoding: str = "utf-8", labels: int = 0) -> str:
+    """One job's line on the live board: its number, its label (padded to
+    ``labels`` columns so that the bars line up; shortened first), then what
+    it is doing, with fewer details when room is short."""
     head = f"{view.position:>{number}} "
     variants = _details(view, now)
     for detail in variants:
         room = columns - shown_width(head + " " + detail, encoding)
         if room >= min(8, shown_width(view.label, encoding)) or detail is variants[-1]:
+            room = min(room, labels) if labels else room
             label = shorten(view.label, max(room, 0), encoding) if view.label else ""
+            label += " " * max(room - width(label), 0)
             return f"{head}{label}{' ' if label else ''}{detail}"
     raise AssertionError("unreachable")
 
@@ -336,6 +341,7 @@ def _details(view: JobView, now: float) -> List[str]:
         return [
             f"{bar(percent / 100, 12)} {percent:3.0f}%{mark}{note} {elapsed}{later}",
             f"{bar(percent / 100, 6)} {percent:3.0f}%{mark} {elapsed}{later.replace(', ', ' ')}",
+            f"{percent:3.0f}%{mark} {elapsed}{later.replace(', ', ' ')}",
             f"{percent:3.0f}%{mark} {elapsed}",
         ]
     if view.state == "downloading":
@@ -543,7 +549,8 @@ def summary(board: Board, columns: int = 80, encoding: str = "utf-8") -> str:
     number = max(len(str(len(board.views))), 3)
     keys = max([len(view.project_key or "-") for view in board.views] + [len("project key")])
     cells = [(view, _cell(view)) for view in board.views]
-    wide = all(number + 13 + keys + shown_width(cell, encoding) <= columns for _, cell in cells)
+    files = [cell for view, cell in cells if view.state in ("done", "skipped")]  # reasons wrap anyway
+    wide = all(number + 13 + keys + shown_width(cell, encoding) <= columns for cell in files)
     head = f"{'job':>{number}}  {'state':<7}  " + (f"{'project key':<{keys}}  " if wide else "")
     lines = [head + "file or reason"]
     room = max(columns - len(head), 10)

@@ -287,11 +287,12 @@ def until_done(
                     raise (error if expired is None else _late(expired, limited)) from None
             else:
                 limited = None
+                if not progress.done:  # first, so that the report carries the new estimate
+                    when = now + watch.answered(progress, time.monotonic(), who)
                 report(progress)
                 if progress.done:
                     assert progress.address is not None
                     return progress.address
-                when = now + watch.answered(progress, time.monotonic(), who)
         owed = watch.deadline is not None and when < watch.deadline
         yield when if watch.deadline is None else min(when, watch.deadline)
 
