@@ -174,7 +174,7 @@ def _where(error: InvalidJob, origins: List[str]) -> str:
 
 def _report(board: Board, options: argparse.Namespace, status: int) -> None:
     if options.json:
-        print(json.dumps({**summary_json(board, status), "errors": _said}, indent=2))
+        print(json.dumps({**summary_json(board, status), "errors": _said}, indent=2, ensure_ascii=False))
         options.json_printed = True
     elif status != ExitStatus.INTERRUPTED:
         print(summary(board, terminal_size(sys.stdout)[0] - 1, sys.stdout.encoding or "utf-8"))
@@ -259,6 +259,10 @@ def _cmd_demo(options: argparse.Namespace) -> int:
     say = functools.partial(print, file=sys.stderr)
     say("Demo: the tutorial's three jobs, against the built-in simulator of AI STUDIOS (no key, no network).")
     started = time.monotonic()
+    if options.name is None:  # the demo's own names, its last run's videos replaced: the folder never grows
+        options.name = "demo-{position}"
+        for position in range(1, len(TUTORIAL_JOBS) + 1):
+            (Path(options.out) / f"demo-{position}.mp4").unlink(missing_ok=True)
     with Simulator(render_seconds=1.5) as sim:
         say(f"simulated service at {sim.base_url}; videos go to {options.out}")
         status = _run_batch(
@@ -310,7 +314,7 @@ def _cmd_models(options: argparse.Namespace) -> int:
             }
             for m in models
         ]
-        print(json.dumps(entries, indent=2))
+        print(json.dumps(entries, indent=2, ensure_ascii=False))  # Hangul as Hangul
         options.json_printed = True
         return ExitStatus.OK
     rows = [("model", "Korean name", "English name", "clothes")]
@@ -378,7 +382,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     status = _main(options)
     if getattr(options, "json", False) and not getattr(options, "json_printed", False):
         # A run that stopped before its summary: stdout still holds one JSON object.
-        print(json.dumps({"exit_status": status, "errors": _said, "jobs": [], "totals": None}, indent=2))
+        print(
+            json.dumps(
+                {"exit_status": status, "errors": _said, "jobs": [], "totals": None}, indent=2, ensure_ascii=False
+            )
+        )
     return status
 
 

@@ -276,8 +276,11 @@ def test_demo_makes_three_playable_videos(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "videos").exists()  # never mixed with real runs
     videos = sorted((tmp_path / "videos-demo").glob("*.mp4"))
-    assert len(videos) == 3
+    assert [v.name for v in videos] == ["demo-1.mp4", "demo-2.mp4", "demo-3.mp4"]
     assert "3 of 3 done" in result.stdout
+    again = cli("demo", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert sorted((tmp_path / "videos-demo").glob("*.mp4")) == videos  # replaced, not three more
     assert all(v.read_bytes()[4:8] == b"ftyp" for v in videos)
     if shutil.which("ffprobe"):
         for video in videos:
@@ -617,6 +620,8 @@ def test_models_prints_the_v3_catalogue(sim: Simulator, tmp_path: Path) -> None:
     listing = cli("models", "--json", "--base-url", sim.base_url, cwd=tmp_path)
     models = json.loads(listing.stdout)
     assert all({"id", "names", "clothes"} <= set(model) for model in models)
+    korean = [name for model in models for name in model["names"].values() if not name.isascii()]
+    assert korean and all(name in listing.stdout for name in korean)  # Hangul as Hangul, not \uc0ac
 
 
 def test_a_printed_key_is_given_back_with_adopt(sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path) -> None:
