@@ -1,28 +1,31 @@
-"""README.rst's examples run as a reader would paste them.
+"""The guides' examples run as a reader would paste them.
 
-Each Python example runs on its own, in a fresh interpreter and an empty
-folder, aimed at the simulator through ``AISTUDIOS_BASE_URL`` with the
-credentials it shows, so the documented code is the tested code, unchanged.
-The jobs file and the table the README shows run through the command it
-shows, the same way.
+README.rst (English) and README.ko.rst (Korean) are checked alike: each
+Python example runs on its own, in a fresh interpreter and an empty folder,
+aimed at the simulator through ``AISTUDIOS_BASE_URL`` with the credentials it
+shows, so the documented code is the tested code, unchanged. The jobs file
+and the table a guide shows run through the commands it shows, the same way.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Set
 
 import pytest
 
 from aistudios_chromakey.simulator import RenderPlan, Simulator
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.rst").read_text(encoding="utf-8")
+ENGLISH, KOREAN = GUIDES = ("README.rst", "README.ko.rst")
+TEXT = {guide: (ROOT / guide).read_text(encoding="utf-8") for guide in GUIDES}
 CREDENTIALS = {"token": "YOUR-API-KEY", "app_id": "YOUR-APP-ID", "user_key": "YOUR-USER-KEY"}
 _CREDENTIAL_ENV = ("AISTUDIOS_API_KEY", "AISTUDIOS_APP_ID", "AISTUDIOS_USER_KEY", "AISTUDIOS_BASE_URL")
 
@@ -36,7 +39,11 @@ def _blocks(text: str, language: str) -> List[str]:
     return blocks
 
 
-PYTHON = _blocks(README, "python")
+PYTHON = {guide: _blocks(TEXT[guide], "python") for guide in GUIDES}
+EXAMPLES = [
+    pytest.param(guide, index, id=f"{guide}-{index + 1}") for guide in GUIDES for index in range(len(PYTHON[guide]))
+]
+each_guide = pytest.mark.parametrize("guide", GUIDES)
 
 
 @pytest.fixture
@@ -54,18 +61,49 @@ def _python(script: str, cwd: Path, env: Dict[str, str]) -> subprocess.Completed
     return subprocess.run([sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
+def _imported_names(blocks: List[str]) -> Set[str]:
+    """What the examples import from the library, e.g. ``aistudios_chromakey.Client``."""
+    names = set()
+    for block in blocks:
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("aistudios_chromakey"):
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
 def test_the_readme_has_its_examples() -> None:
-    assert len(PYTHON) >= 10
-    assert any('token = "YOUR-API-KEY"' in block for block in PYTHON)
-    assert any("request_export" in block and "download_video" in block for block in PYTHON)
+    english = PYTHON[ENGLISH]
+    assert len(english) >= 10
+    assert any('token = "YOUR-API-KEY"' in block for block in english)
+    assert any("request_export" in block and "download_video" in block for block in english)
 
 
-@pytest.mark.parametrize("index", range(len(PYTHON)))
-def test_each_python_example_runs_on_its_own(index: int, sim: Simulator, tmp_path: Path) -> None:
-    block = PYTHON[index]
+def test_the_korean_guide_has_the_english_guides_examples() -> None:
+    english, korean = PYTHON[ENGLISH], PYTHON[KOREAN]
+    assert len(korean) >= len(english)  # a whole guide, not a summary
+    assert _imported_names(english) <= _imported_names(korean)  # every function and class shown in English
+    assert any('token = "YOUR-API-KEY"' in block for block in korean)
+    assert any("request_export" in block and "download_video" in block for block in korean)
+    assert any('app_id="YOUR-APP-ID", user_key="YOUR-USER-KEY"' in block for block in korean)
+    assert "README.rst" in TEXT[KOREAN][:1000]  # it names the English guide near its top
+
+
+def _setup_commands(text: str) -> List[str]:
+    return [line for line in text.splitlines() if line.startswith("   $ python3 -m venv")]
+
+
+def test_both_guides_show_the_same_two_setup_commands() -> None:
+    english, korean = _setup_commands(TEXT[ENGLISH]), _setup_commands(TEXT[KOREAN])
+    assert len(set(english)) == 2, english  # the demo, then the tests
+    assert len(korean) == 2 and set(korean) == set(english), korean  # word for word
+
+
+@pytest.mark.parametrize(("guide", "index"), EXAMPLES)
+def test_each_python_example_runs_on_its_own(guide: str, index: int, sim: Simulator, tmp_path: Path) -> None:
+    block = PYTHON[guide][index]
     env = _environment(sim)
     result = _python(block, tmp_path, env)
-    assert result.returncode == 0, f"README example {index + 1}:\n{block}\n{result.stderr}"
+    assert result.returncode == 0, f"{guide} example {index + 1}:\n{block}\n{result.stderr}"
     if "export_chromakeys(" in block and "Simulator(" not in block:
         exported = len(sim.exports)
         assert exported >= 1
@@ -74,17 +112,19 @@ def test_each_python_example_runs_on_its_own(index: int, sim: Simulator, tmp_pat
         assert len(sim.exports) == exported  # a re-run is free
 
 
-def test_the_step_by_step_example_exports_each_job_once(sim: Simulator, tmp_path: Path) -> None:
-    block = next(b for b in PYTHON if "request_export" in b)
+@each_guide
+def test_the_step_by_step_example_exports_each_job_once(guide: str, sim: Simulator, tmp_path: Path) -> None:
+    block = next(b for b in PYTHON[guide] if "request_export" in b)
     result = _python(block, tmp_path, _environment(sim))
     assert result.returncode == 0, result.stderr
     assert len(sim.exports) == 3
     assert len(list((tmp_path / "videos").glob("*.mp4"))) == 3
 
 
-def test_show_progress_shows_each_step_and_each_tenth(sim: Simulator, tmp_path: Path) -> None:
+@each_guide
+def test_show_progress_shows_each_step_and_each_tenth(guide: str, sim: Simulator, tmp_path: Path) -> None:
     sim.plan(RenderPlan(seconds=1.0))
-    block = next(b for b in PYTHON if "show_progress()" in b)
+    block = next(b for b in PYTHON[guide] if "show_progress()" in b)
     result = _python(block, tmp_path, _environment(sim))
     assert result.returncode == 0, result.stderr
     assert "accepted: project key" in result.stderr
@@ -104,8 +144,9 @@ def _command(*args: str, cwd: Path, env: Dict[str, str]) -> subprocess.Completed
     )
 
 
-def test_the_jobs_file_runs_and_a_rerun_is_skipped(sim: Simulator, tmp_path: Path) -> None:
-    (jobs_json,) = _blocks(README, "json")
+@each_guide
+def test_the_jobs_file_runs_and_a_rerun_is_skipped(guide: str, sim: Simulator, tmp_path: Path) -> None:
+    (jobs_json,) = _blocks(TEXT[guide], "json")
     assert len(json.loads(jobs_json)) == 3
     (tmp_path / "jobs.json").write_text(jobs_json, encoding="utf-8")
     env = _environment(sim, AISTUDIOS_API_KEY=CREDENTIALS["token"])
@@ -119,8 +160,9 @@ def test_the_jobs_file_runs_and_a_rerun_is_skipped(sim: Simulator, tmp_path: Pat
     assert len(sim.exports) == 3
 
 
-def test_the_jobs_file_runs_on_v3_with_the_app_id_and_user_key(sim: Simulator, tmp_path: Path) -> None:
-    (tmp_path / "jobs.json").write_text(_blocks(README, "json")[0], encoding="utf-8")
+@each_guide
+def test_the_jobs_file_runs_on_v3_with_the_app_id_and_user_key(guide: str, sim: Simulator, tmp_path: Path) -> None:
+    (tmp_path / "jobs.json").write_text(_blocks(TEXT[guide], "json")[0], encoding="utf-8")
     env = _environment(sim, AISTUDIOS_APP_ID=CREDENTIALS["app_id"], AISTUDIOS_USER_KEY=CREDENTIALS["user_key"])
     result = _command("run", "jobs.json", "--api", "v3", "-q", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
@@ -130,9 +172,19 @@ def test_the_jobs_file_runs_on_v3_with_the_app_id_and_user_key(sim: Simulator, t
     assert "M000004017" in models.stdout
 
 
-def test_the_table_saved_by_korean_excel_runs_with_its_filename_column(sim: Simulator, tmp_path: Path) -> None:
-    table = next(b for b in _blocks(README, "text") if b.startswith("language,text,model,clothes"))
-    (tmp_path / "scripts.csv").write_bytes(table.replace("\n", "\r\n").encode("cp949"))  # "CSV (쉼표로 분리)"
+def _table(guide: str) -> str:
+    return next(b for b in _blocks(TEXT[guide], "text") if b.startswith("language,text,model,clothes"))
+
+
+def _save_as_korean_excel_csv(table: str, path: Path) -> None:
+    path.write_bytes(table.replace("\n", "\r\n").encode("cp949"))  # "CSV (쉼표로 분리)"
+
+
+@each_guide
+def test_the_table_saved_by_korean_excel_runs_with_its_filename_column(
+    guide: str, sim: Simulator, tmp_path: Path
+) -> None:
+    _save_as_korean_excel_csv(_table(guide), tmp_path / "scripts.csv")
     env = _environment(sim, AISTUDIOS_API_KEY=CREDENTIALS["token"])
     result = _command("run", "scripts.csv", "--out", "clips", "--name", "{position:03d}-{text}", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
@@ -141,9 +193,28 @@ def test_the_table_saved_by_korean_excel_runs_with_its_filename_column(sim: Simu
     assert all("filename" not in export.body for export in sim.exports)
 
 
-def test_a_run_without_a_key_sends_nothing_and_exits_2(sim: Simulator, tmp_path: Path) -> None:
-    (tmp_path / "jobs.json").write_text(_blocks(README, "json")[0], encoding="utf-8")
+@each_guide
+def test_a_run_without_a_key_sends_nothing_and_exits_2(guide: str, sim: Simulator, tmp_path: Path) -> None:
+    (tmp_path / "jobs.json").write_text(_blocks(TEXT[guide], "json")[0], encoding="utf-8")
     result = _command("run", "jobs.json", cwd=tmp_path, env=_environment(sim))
     assert result.returncode == 2
     assert "AISTUDIOS_API_KEY" in result.stderr
     assert not sim.exports
+
+
+def _shown_commands(text: str) -> List[List[str]]:
+    """The guide's console lines that run the tool, as a reader types them."""
+    lines = re.findall(r"^   \$ aistudios-chromakey (.+)$", text, re.MULTILINE)
+    return [shlex.split(line) for line in dict.fromkeys(lines)]
+
+
+@each_guide
+def test_each_command_the_guide_shows_runs(guide: str, sim: Simulator, tmp_path: Path) -> None:
+    commands = _shown_commands(TEXT[guide])
+    assert ["run", "jobs.json"] in commands
+    (tmp_path / "jobs.json").write_text(_blocks(TEXT[guide], "json")[0], encoding="utf-8")
+    _save_as_korean_excel_csv(_table(guide), tmp_path / "scripts.csv")
+    env = _environment(sim, AISTUDIOS_APP_ID=CREDENTIALS["app_id"], AISTUDIOS_USER_KEY=CREDENTIALS["user_key"])
+    for args in commands:
+        result = _command(*args, cwd=tmp_path, env=env)
+        assert result.returncode == 0, f"{guide}: $ aistudios-chromakey {shlex.join(args)}\n{result.stderr}"
