@@ -1,14 +1,12 @@
 """A local simulator of the AI STUDIOS service, for tests and demos.
 
-Standard library only. It speaks both documented flows over real HTTP on
-loopback: the legacy one of the tutorial (``POST /api/odin/simple/video``,
+Standard library only, real HTTP on loopback. The API host speaks both
+documented flows: the tutorial's legacy one (``POST /api/odin/simple/video``,
 ``GET /api/odin/editor/progress/<key>``, the address in ``data.url`` or
 ``data.videoUrl``) and V3 (a token minted at ``/api/odin/v3/auth/token``,
-``data.projectId``, ``data.downloadUrl``, the model catalogue). The finished
-videos are served by a second server, standing for the storage host, as
-real, playable MP4 chroma-key clips, each made distinct by its project key.
-A third server stands for the old host (``https://aistudios.com``) that only
-redirects to the new one.
+``data.projectId``, ``data.downloadUrl``, the model catalogue). A storage
+host serves the videos as real, playable MP4 chroma-key clips, each distinct
+by its project key; the old host (``https://aistudios.com``) only redirects.
 
 Usage::
 
@@ -16,40 +14,31 @@ Usage::
     from aistudios_chromakey.simulator import Simulator
 
     with Simulator() as sim:
-        paths = export_chromakeys(jobs, sim.token, base_url=sim.base_url,
-                                  poll_interval=0.2)
+        paths = export_chromakeys(jobs, sim.token, base_url=sim.base_url, poll_interval=0.2)
         assert paths[0].read_bytes() == sim.video(sim.exports[0].key)
 
-Renders follow a :class:`RenderPlan` (how long they take, which field names
-the address, whether they fail...); :meth:`Simulator.plan` scripts the next
-ones. :meth:`Simulator.fault` makes the next requests of a route misbehave
-(see :class:`Fault`). The service's and storage host's knobs (see
-:class:`Settings`) are constructor keywords and attributes alike::
-
-    sim.integrity = "sha256"    # from now on, downloads carry a checksum
-
-Everything the servers saw is in :attr:`Simulator.log`; each request is
-also logged at DEBUG on the ``aistudios_chromakey.simulator`` logger.
+:meth:`Simulator.plan` scripts the next renders (see :class:`RenderPlan`),
+:meth:`Simulator.fault` the next misbehaving requests of a route (see
+:class:`Fault`). The knobs of :class:`Settings` are constructor keywords and
+attributes alike (``sim.integrity = "sha256"``: from now on, downloads carry
+a checksum). Everything the servers saw is in :attr:`Simulator.log`, and
+logged at DEBUG on the ``aistudios_chromakey.simulator`` logger.
 
 Layout: ``service.py`` the API's logic, ``storage.py`` the download host,
-``faults.py`` the misbehaviours, ``routes.py`` and ``server.py`` the HTTP
-side, ``settings.py`` the knobs.
+``faults.py`` the misbehaviours, ``server.py`` the HTTP side, ``answer.py``
+what it sends, ``settings.py`` the knobs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-import time
 from importlib import resources
-from typing import Any, Dict, Generic, List, Optional, TypeVar, overload
+from typing import Any, Dict, List, Optional
 
-from .catalogue import DEFAULT_CATALOGUE, copy_catalogue
 from .faults import Fault, FaultBook
-from .plans import Export, RenderPlan
-from .records import RecordedRequest, Recorder
-from .routes import Router
-from .server import Server
-from .service import Service
+from .server import RecordedRequest, Recorder, Router, Server
+from .service import DEFAULT_CATALOGUE, Export, RenderPlan, Service
 from .settings import Settings
 from .storage import Storage
 
@@ -67,29 +56,7 @@ __all__ = [
 #: The API key the simulator accepts unless told otherwise.
 DEFAULT_TOKEN = "sim-key"
 
-T = TypeVar("T")
-
-
-class _Knob(Generic[T]):
-    """A :class:`Settings` field, read and written through the simulator."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    @overload
-    def __get__(self, obj: None, objtype: Optional[type] = None) -> _Knob[T]: ...
-    @overload
-    def __get__(self, obj: Simulator, objtype: Optional[type] = None) -> T: ...
-    def __get__(self, obj: Optional[Simulator], objtype: Optional[type] = None) -> Any:
-        return self if obj is None else getattr(obj.settings, self.name)
-
-    def __set__(self, obj: Simulator, value: T) -> None:
-        setattr(obj.settings, self.name, value)
-        obj.settings.check()
-
-
-def _clip() -> bytes:
-    return resources.files("aistudios_chromakey").joinpath("data/chromakey.mp4").read_bytes()
+_KNOBS = frozenset(field.name for field in dataclasses.fields(Settings))
 
 
 class Simulator:
@@ -107,28 +74,6 @@ class Simulator:
         each also an attribute of the simulator.
     """
 
-    token = _Knob[str]()
-    app_id = _Knob[str]()
-    user_key = _Knob[str]()
-    token_ttl = _Knob[float]()
-    bad_credentials = _Knob[str]()
-    expired_token = _Knob[str]()
-    credential_words = _Knob[str]()
-    error_shape = _Knob[str]()
-    progress_state = _Knob[str]()
-    is_export = _Knob[str]()
-    catalogue_pages = _Knob[str]()
-    opaque_tokens = _Knob[bool]()
-    project_name = _Knob[str]()
-    catalogue_envelope = _Knob[bool]()
-    check_catalogue = _Knob[bool]()
-    old_host_status = _Knob[int]()
-    ranges = _Knob[bool]()
-    if_range = _Knob[bool]()
-    content_length = _Knob[bool]()
-    integrity = _Knob[str]()
-    download_rate = _Knob[Optional[float]]()
-
     def __init__(
         self,
         token: str = DEFAULT_TOKEN,
@@ -145,20 +90,32 @@ class Simulator:
         self._host, self._port = host, port
         self._stopping = threading.Event()
         self._recorder = Recorder()
-        self._storage = Storage(self.settings, _clip())
-        self._service = Service(
-            self.settings, self._storage, copy_catalogue(catalogue), RenderPlan(render_seconds, url_field=url_field)
-        )
+        clip = resources.files("aistudios_chromakey").joinpath("data/chromakey.mp4").read_bytes()
+        self._storage = Storage(self.settings, clip)
+        plan = RenderPlan(render_seconds, url_field=url_field)
+        self._service = Service(self.settings, self._storage, catalogue, plan)
         self._faults = FaultBook()
         self._router = Router(self.settings, self._service, self._storage, self._faults)
         self._servers: Dict[str, Server] = {}
         self._threads: List[threading.Thread] = []
 
+    def __getattr__(self, name: str) -> Any:
+        if name in _KNOBS:  # the knobs are attributes too
+            return getattr(self.settings, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _KNOBS:
+            setattr(self.settings, name, value)
+            self.settings.check()
+        else:
+            super().__setattr__(name, value)
+
     # --- life cycle ---------------------------------------------------------
 
     def start(self) -> Simulator:
         for name, port in (("api", self._port), ("download", 0), ("mirror", 0), ("old", 0)):
-            server = Server((self._host, port), name, self._router, self._recorder, self._stopping, time.monotonic)
+            server = Server((self._host, port), name, self._router, self._recorder, self._stopping)
             self._servers[name] = server
             thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
             thread.start()
@@ -205,11 +162,6 @@ class Simulator:
 
     # --- scripting ----------------------------------------------------------
 
-    @property
-    def default_plan(self) -> RenderPlan:
-        """The plan of every export no :meth:`plan` call scripted."""
-        return self._service.default_plan
-
     def plan(self, *plans: RenderPlan, **changes: Any) -> None:
         """Script the next exports: each plan is used by one export, in order.
         Keyword arguments instead change the default plan of all later ones."""
@@ -217,14 +169,14 @@ class Simulator:
 
     def fault(self, route: str, kind: str, times: int = 1, **options: Any) -> None:
         """Make the next ``times`` requests to ``route`` (``"export"``,
-        ``"progress"``, ``"download"``, ``"token"``, ``"model"`` or ``"dropdown"``)
-        misbehave; see :class:`Fault` for the kinds and their options."""
+        ``"progress"``, ``"download"``, ``"token"``, ``"model"``, ``"dropdown"``
+        or ``"projects"``) misbehave; see :class:`Fault` for the kinds and their options."""
         self._faults.add(route, Fault(kind, times, **options))
 
     def purge(self, *keys: str) -> None:
         """Forget projects (all of them without ``keys``), as a service that
         keeps finished projects for a while: their progress is then "project
-        not found", and their videos are gone."""
+        not found" (an address already given still serves the video)."""
         with self._service.lock:
             for key in keys or list(self._service.projects):
                 self._service.projects.pop(key, None)
@@ -250,7 +202,8 @@ class Simulator:
     @property
     def tokens_minted(self) -> List[str]:
         """Every V3 access token the token endpoint issued, in order."""
-        return list(self._service.tokens.minted)
+        with self._service.lock:
+            return list(self._service.tokens)
 
     def requests(self, server: Optional[str] = None, path_prefix: str = "") -> List[RecordedRequest]:
         """Recorded requests, optionally of one server and path prefix."""
@@ -258,7 +211,7 @@ class Simulator:
 
     def polls(self, key: Optional[str] = None) -> List[RecordedRequest]:
         """Progress requests, optionally for one project key."""
-        polls = self._recorder.select("api", route="progress")
+        polls = [r for r in self._recorder.select("api") if r.route == "progress"]
         return [r for r in polls if key is None or r.path.split("?")[0].rsplit("/", 1)[-1] == key]
 
     def stats(self, window: float = 1.0) -> Dict[str, Any]:

@@ -1,56 +1,30 @@
-"""Scripted misbehaviour: :class:`Fault` and how each kind reshapes an answer.
-
-A fault belongs to a route (``"export"``, ``"progress"``, ``"download"``,
-``"token"``, ``"model"``, ``"dropdown"``) and applies to the next ``times`` requests of it.
-Some kinds answer *instead of* the route (the service never sees the
-request), others reshape the route's own answer on its way out.
-"""
+"""Scripted misbehaviour: :class:`Fault`, the faults waiting for each route,
+and the answers they give: some instead of the route (the service never sees
+the request), others the route's own answer, reshaped on its way out."""
 
 from __future__ import annotations
 
-import json
 import threading
 import zlib
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Deque, Dict, Iterable, Iterator, Optional, Tuple
+from itertools import chain, repeat
+from typing import Deque, Dict, Iterable, Iterator, Optional
 
-from .answer import Answer, raw_answer
-
-__all__ = [
-    "ENDLESS_RATE",
-    "KINDS",
-    "REPLACING",
-    "ROUTES",
-    "Fault",
-    "FaultBook",
-    "accepted_then_status",
-    "echo_key",
-    "replacement",
-    "reshape",
-]
+from .answer import Answer, json_answer, raw_answer
 
 ROUTES = ("export", "progress", "download", "token", "model", "dropdown", "projects")
-_ANY = ROUTES
-#: The routes each kind applies to.
-KINDS: Dict[str, Tuple[str, ...]] = {
-    "status": _ANY,
-    "html502": _ANY,
-    "reset": _ANY,
-    "hang": _ANY,
-    "huge": _ANY,
-    "endless": _ANY,
-    "trickle": _ANY,
-    "truncate": _ANY,
-    "stall": _ANY,
-    "redirect": ("download",),
-    "gzip": ("download",),
-    "corrupt": ("download",),
-    "accept_then_status": ("export",),
-    "echo_key": ("progress",),
-}
-#: Kinds that answer instead of the route.
+#: Kinds that answer instead of the route, on any route.
 REPLACING = frozenset({"status", "html502", "reset", "hang", "huge", "endless"})
+#: The kinds for one route only; the others apply to any route.
+_ONE_ROUTE = {
+    "redirect": "download",
+    "gzip": "download",
+    "corrupt": "download",
+    "accept_then_status": "export",
+    "echo_key": "progress",
+}
+KINDS = REPLACING | {"trickle", "truncate", "stall"} | set(_ONE_ROUTE)
 #: Bytes per second of an endless body: it never ends, but fills no disk in a test's time.
 ENDLESS_RATE = 1024 * 1024.0
 
@@ -131,8 +105,8 @@ class FaultBook:
             raise ValueError(f"route must be one of {list(ROUTES)}, not {route!r}")
         if fault.kind not in KINDS:
             raise ValueError(f"kind must be one of {sorted(KINDS)}, not {fault.kind!r}")
-        if route not in KINDS[fault.kind]:
-            raise ValueError(f"a {fault.kind!r} fault applies to {list(KINDS[fault.kind])}, not {route!r}")
+        if _ONE_ROUTE.get(fault.kind, route) != route:
+            raise ValueError(f"a {fault.kind!r} fault applies to {[_ONE_ROUTE[fault.kind]]}, not {route!r}")
         with self._lock:
             self._queues[route].append(fault)
 
@@ -149,9 +123,6 @@ class FaultBook:
             return replace(fault)
 
 
-# --- answers instead of the route -------------------------------------------------
-
-
 def replacement(fault: Fault, route: str, refusal: bytes, clip: bytes) -> Answer:
     """The answer of a :data:`REPLACING` fault; ``refusal`` is the default
     body of a ``"status"`` fault (a refusal in the route's error shape)."""
@@ -163,44 +134,19 @@ def replacement(fault: Fault, route: str, refusal: bytes, clip: bytes) -> Answer
         return raw_answer(502, HTML_502, "text/html")
     if fault.kind == "huge":
         size = 8 * 1024 * 1024 if fault.size is None else fault.size
-        return Answer(fault.status, "text/html", _html_of_size(size), size)
+        head = b"<!DOCTYPE html><html><head><title>Error</title></head><body>\n"
+        block = b"<p>The service is temporarily unavailable. Please try again later.</p>\n" * 900
+        return Answer(fault.status, "text/html", _first(chain([head], repeat(block)), size), size)
     if fault.kind == "endless":
         if route == "download":
-            return Answer(200, "video/mp4", _endless(clip, b"\0" * 4096), rate=ENDLESS_RATE)
+            return Answer(200, "video/mp4", chain([clip], repeat(b"\0" * 4096)), rate=ENDLESS_RATE)
         start = b'{"success": true, "data": {"progress": 1'
-        return Answer(200, "application/json", _endless(start, b" " * 4096), rate=ENDLESS_RATE)
+        return Answer(200, "application/json", chain([start], repeat(b" " * 4096)), rate=ENDLESS_RATE)
     headers = dict(fault.headers)
     if fault.retry_after:
         headers["Retry-After"] = fault.retry_after
     body = refusal if fault.body is None else fault.body
     return raw_answer(fault.status, body, fault.content_type, headers)
-
-
-def _html_of_size(size: int) -> Iterator[bytes]:
-    head = b"<!DOCTYPE html><html><head><title>Error</title></head><body>\n"
-    block = b"<p>The service is temporarily unavailable. Please try again later.</p>\n" * 900
-    yield head[:size]
-    sent = min(size, len(head))
-    while sent < size:
-        chunk = block[: size - sent]
-        yield chunk
-        sent += len(chunk)
-
-
-def _endless(start: bytes, filler: bytes) -> Iterator[bytes]:
-    yield start
-    while True:
-        yield filler
-
-
-def accepted_then_status(fault: Fault) -> Answer:
-    """What an ``"accept_then_status"`` export gets once the job is taken."""
-    if fault.body is not None:
-        return raw_answer(fault.status, fault.body, fault.content_type, fault.headers)
-    if fault.content_type == "text/html":
-        page = f"<html><head><title>{fault.status}</title></head><body><h1>{fault.status}</h1></body></html>\n"
-        return raw_answer(fault.status, page.encode(), "text/html", fault.headers)
-    return raw_answer(fault.status, _UPSTREAM_RESET, "text/plain", fault.headers)
 
 
 def echo_key(fault: Fault, credential: str, address_field: str, storage_url: str) -> Answer:
@@ -214,17 +160,18 @@ def echo_key(fault: Fault, credential: str, address_field: str, storage_url: str
         "msg": f"invalid token: {credential}",
         "data": {"progress": credential, address_field: f"{storage_url}/v/echo.mp4?token={credential}"},
     }
-    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    return raw_answer(fault.status, body, "application/json", fault.headers)
-
-
-# --- the route's answer, reshaped -----------------------------------------------------
+    return json_answer(fault.status, payload, fault.headers)
 
 
 def reshape(fault: Fault, answer: Answer) -> Answer:
     """The route's ``answer`` as a reshaping fault sends it."""
-    if answer.silence is not None:
-        return answer
+    if fault.kind == "accept_then_status":  # the service took the job; then this
+        if fault.body is not None:
+            return raw_answer(fault.status, fault.body, fault.content_type, fault.headers)
+        if fault.content_type == "text/html":
+            page = f"<html><head><title>{fault.status}</title></head><body><h1>{fault.status}</h1></body></html>\n"
+            return raw_answer(fault.status, page.encode(), "text/html", fault.headers)
+        return raw_answer(fault.status, _UPSTREAM_RESET, "text/plain", fault.headers)
     if fault.kind == "trickle":
         return replace(answer, rate=fault.rate)
     if fault.kind in ("truncate", "stall") and answer.length is not None:
@@ -237,7 +184,7 @@ def reshape(fault: Fault, answer: Answer) -> Answer:
     if fault.kind == "gzip":
         headers = {k: v for k, v in answer.headers.items() if k not in ("Content-MD5", "x-amz-checksum-sha256")}
         headers["Content-Encoding"] = "gzip"
-        source = answer.body if fault.size is None else _zeros(fault.size)
+        source = answer.body if fault.size is None else _first(repeat(bytes(1024 * 1024)), fault.size)
         return replace(answer, body=_gzip(source), length=None, headers=headers)
     return answer
 
@@ -259,13 +206,6 @@ def _flipped(chunks: Iterable[bytes], at: int) -> Iterator[bytes]:
             chunk = bytes(data)
         yield chunk
         position += len(chunk)
-
-
-def _zeros(size: int) -> Iterator[bytes]:
-    block = bytes(1024 * 1024)
-    while size > 0:
-        yield block[: min(size, len(block))]
-        size -= len(block)
 
 
 def _gzip(chunks: Iterable[bytes]) -> Iterator[bytes]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-__all__ = ["CHOICES", "Settings"]
-
 #: The values a string knob accepts.
 CHOICES = {
     "bad_credentials": ("200", "401"),
@@ -39,8 +37,7 @@ class Settings:
         token) is answered HTTP 200 with ``success: false`` (``"200"``, what
         the docs' samples expect: they read ``error`` inside ``.then``) or
         HTTP 401 (``"401"``).
-    :ivar expired_token: an expired minted token is answered HTTP 200 with
-        ``success: false`` (``"200"``) or HTTP 401 (``"401"``).
+    :ivar expired_token: the same for an expired minted token.
     :ivar credential_words: how such a refusal names itself (undocumented):
         ``"named"``, a code and message that say so (``TOKEN_EXPIRED``,
         "token expired"); ``"numeric"``, the code ``401`` and a bare

@@ -18,13 +18,11 @@ import secrets
 import struct
 import threading
 import time
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, Optional, Set, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 from .answer import Answer, empty_answer, raw_answer
 from .settings import Settings
-
-__all__ = ["Storage", "Video"]
 
 _CHUNK = 64 * 1024
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
@@ -37,30 +35,27 @@ class Video:
     distinct by its key. Ranges are generated on demand."""
 
     def __init__(self, clip: bytes, key: str, size: Optional[int], version: int = 0) -> None:
+        self.version = version
         note = f"aistudios-chromakey simulator: project {key}\n"
         if version:
             note += f"version {version}\n"
         box_size = max(8 + len(note), (size or 0) - len(clip))
-        self.clip = clip
-        self.box = struct.pack(">I", box_size) + b"free" + note.encode()
+        self.head = clip + struct.pack(">I", box_size) + b"free" + note.encode()  # then filler to the size
         self.size = len(clip) + box_size
         self.seed = hashlib.sha256(key.encode() if not version else f"{key}:{version}".encode()).digest()
-        self.etag = '"' + hashlib.sha256(clip + self.box).hexdigest()[:16] + f"-{self.size}" + '"'
+        self.etag = '"' + hashlib.sha256(self.head).hexdigest()[:16] + f"-{self.size}" + '"'
         self._digests: Optional[Tuple[bytes, bytes]] = None
         self._lock = threading.Lock()
 
     def chunks(self, start: int, end: int) -> Iterator[bytes]:
         """Bytes ``start`` to ``end`` (exclusive), in chunks of at most 64 KiB."""
-        head, boxed = len(self.clip), len(self.clip) + len(self.box)
         filler = self.seed * (_CHUNK // len(self.seed))
         position = start
         while position < end:
-            if position < head:
-                chunk = self.clip[position : min(end, head)]
-            elif position < boxed:
-                chunk = self.box[position - head : min(end, boxed) - head]
+            if position < len(self.head):
+                chunk = self.head[position : min(end, len(self.head))]
             else:
-                offset = (position - boxed) % len(self.seed)
+                offset = (position - len(self.head)) % len(self.seed)
                 chunk = filler[offset : offset + min(end - position, len(filler) - offset)]
             yield chunk
             position += len(chunk)
@@ -91,35 +86,25 @@ class Storage:
         self.mirror_url = ""
         self._signing_key = secrets.token_bytes(16)
         self._lock = threading.Lock()
-        self._planned: Dict[str, Tuple[Optional[int], bool]] = {}  # key: (size, signed links)
         self._videos: Dict[str, Video] = {}
-        self._versions: Dict[str, int] = {}
+        self._signed: Set[str] = set()  # the keys whose addresses are signed
 
     def store(self, key: str, size: Optional[int], signed: bool) -> None:
-        """Make room for a project's video (generated when first asked for)."""
         with self._lock:
-            self._planned[key] = (size, signed)
+            self._videos[key] = Video(self.clip, key, size)
+            if signed:
+                self._signed.add(key)
 
     def video(self, key: str) -> Video:
         with self._lock:
-            if key not in self._videos:
-                self._videos[key] = Video(self.clip, key, self._planned[key][0])
             return self._videos[key]
 
-    def replace_video(self, key: str, size: Optional[int] = None) -> Video:
+    def replace_video(self, key: str, size: Optional[int]) -> None:
         """Put other bytes (another ETag; ``size`` bytes, default the same
         size) under a project's address, as a re-upload would."""
-        old = self.video(key)
         with self._lock:
-            self._versions[key] = self._versions.get(key, 0) + 1
-            self._videos[key] = Video(self.clip, key, size or old.size, version=self._versions[key])
-            return self._videos[key]
-
-    def has(self, key: str) -> bool:
-        with self._lock:
-            return key in self._planned
-
-    # --- addresses ------------------------------------------------------------
+            old = self._videos[key]
+            self._videos[key] = Video(self.clip, key, size or old.size, old.version + 1)
 
     def address(self, key: str, filename: str, link_ttl: Optional[float]) -> str:
         address = f"{self.url}/v/{key}/{filename}"
@@ -133,9 +118,7 @@ class Storage:
 
     def link_refused(self, key: str, query: str) -> Optional[str]:
         """Why a signed address is refused; None when it is good (or unsigned)."""
-        with self._lock:
-            signed = self._planned[key][1]
-        if not signed:
+        if key not in self._signed:
             return None
         fields = dict(parse_qsl(query))
         expires, signature = fields.get("expires", ""), fields.get("signature", "")
@@ -148,11 +131,9 @@ class Storage:
     def key_of(self, target: str) -> Optional[str]:
         """The project key of a ``/v/<key>/<name>`` address, if it exists."""
         parts = posixpath.normpath(urlsplit(target).path).split("/")
-        if len(parts) < 3 or parts[1] != "v" or not self.has(parts[2]):
-            return None
-        return parts[2]
-
-    # --- answers --------------------------------------------------------------
+        with self._lock:
+            known = len(parts) >= 3 and parts[1] == "v" and parts[2] in self._videos
+        return parts[2] if known else None
 
     def redirect(self, target: str, other_host: bool) -> Answer:
         """A 302 to the same object by a roundabout path (or on the mirror)."""
@@ -171,21 +152,24 @@ class Storage:
             body = f"<Error><Code>AccessDenied</Code><Message>{refused}</Message></Error>".encode()
             return raw_answer(403, body, "application/xml")
         video = self.video(key)
-        etag = self.etag(video)
+        etag = self._etag(video)
         start, end = 0, video.size
         wanted = _RANGE.fullmatch(range_header.strip())
         honoured = if_range is None or if_range == etag or not self.settings.if_range
-        if wanted and self.settings.ranges and honoured:
+        partial = bool(wanted and self.settings.ranges and honoured)
+        if wanted and partial:
             start = int(wanted.group(1))
             end = min(video.size, int(wanted.group(2)) + 1) if wanted.group(2) else video.size
             if start >= video.size:
                 return empty_answer(416, {"Content-Range": f"bytes */{video.size}"})
-        partial = bool(wanted and self.settings.ranges and honoured)
         headers = {"Accept-Ranges": "bytes" if self.settings.ranges else "none", "ETag": etag}
+        # Checksums of the whole object come with whole-object answers only.
         if partial:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{video.size}"
-        else:
-            headers.update(self.checksums(video))
+        elif self.settings.integrity == "content-md5":
+            headers["Content-MD5"] = base64.b64encode(video.digests()[0]).decode()
+        elif self.settings.integrity == "sha256":
+            headers["x-amz-checksum-sha256"] = base64.b64encode(video.digests()[1]).decode()
         return Answer(
             206 if partial else 200,
             "video/mp4",
@@ -196,20 +180,10 @@ class Storage:
             rate=self.settings.download_rate,
         )
 
-    def etag(self, video: Video) -> str:
-        integrity = self.settings.integrity
-        if integrity == "etag-md5":
+    def _etag(self, video: Video) -> str:
+        if self.settings.integrity == "etag-md5":
             return '"' + video.digests()[0].hex() + '"'
-        if integrity == "multipart-etag":
+        if self.settings.integrity == "multipart-etag":
             # As S3 multipart uploads: an MD5 of the parts' MD5s, and the part count.
             return '"' + hashlib.md5(video.digests()[0] * 3).hexdigest() + '-3"'
         return video.etag
-
-    def checksums(self, video: Video) -> Dict[str, str]:
-        """Whole-object checksum headers, as ``Settings.integrity`` says."""
-        integrity = self.settings.integrity
-        if integrity == "content-md5":
-            return {"Content-MD5": base64.b64encode(video.digests()[0]).decode()}
-        if integrity == "sha256":
-            return {"x-amz-checksum-sha256": base64.b64encode(video.digests()[1]).decode()}
-        return {}
