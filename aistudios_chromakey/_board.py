@@ -157,7 +157,7 @@ class Board:
         view.project_key = event.project_key or view.project_key
         if event.progress is not None and event.kind != "downloading":
             view.percent = event.progress
-        view.service_state = event.state or view.service_state
+        view.service_state = event.state if event.kind == "progress" else event.state or view.service_state
         if event.kind == "submitted":
             view.state, view.exported = "submitted", True
         elif event.kind == "progress":
@@ -568,7 +568,8 @@ def summary(board: Board, columns: int = 80, encoding: str = "utf-8") -> str:
             lines.append(start.rstrip())
             lines.extend(" " * 4 + line for line in wrap(cell, max(columns - 4, 10), encoding))
         if not wide and view.project_key and view.project_key not in cell:
-            lines.append(" " * 4 + fit(f"project key {view.project_key}", columns - 4, encoding))
+            told = f"project key {view.project_key}"
+            lines.append(" " * 4 + (told if len(told) <= columns - 4 else f"key {view.project_key}"))
     totals = totals_of(board)
     line = f"{totals['done']} of {totals['jobs']} done" + (f", {totals['failed']} failed" if totals["failed"] else "")
     line += f"; exported in this run: {totals['exported']}"

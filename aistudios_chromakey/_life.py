@@ -207,7 +207,10 @@ def _polls(run: Run, task: Task, watch: Watch) -> Generator[float, None, str]:
     def poll(limit: float) -> Progress:
         return run.client.poll(key, limit=limit)
 
-    return until_done(poll, watch, run.client.pause, report, f"job {task.position}: ", bound)
+    def doubt(error: RenderFailed) -> None:
+        run.emit("progress", task, progress=watch.progress, state="the service says it failed; asking again")
+
+    return until_done(poll, watch, run.client.pause, report, f"job {task.position}: ", bound, doubt)
 
 
 def export(run: Run, task: Task) -> Generator[float, Any, bool]:

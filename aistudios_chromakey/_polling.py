@@ -245,6 +245,7 @@ def until_done(
     report: Callable[[Progress], None],
     who: str = "",
     bound: Callable[[], float] = lambda: math.inf,
+    doubt: Callable[[RenderFailed], None] = lambda error: None,
 ) -> Generator[float, None, str]:
     """The poll policy, the one both the step functions and the batch use:
     poll a render until progress reaches 100 and an address appears, and
@@ -258,6 +259,7 @@ def until_done(
     wait for the same thread: a poll cut there is asked again. A poll that
     was due before the deadline but whose turn came after it (the thread
     was held elsewhere) gets one last look of :data:`LAST_LOOK_SECONDS`.
+    ``doubt(error)`` hears of a failed answer before it persists.
     """
     owed = False  # the last wake-up was due before the deadline
     limited: Optional[RateLimited] = None  # the last answer, if it was a rate limit
@@ -277,6 +279,7 @@ def until_done(
                 logger.warning("%sproject %s: rate limited; polling again in %g s", who, watch.project_key, when - now)
             except RenderFailed as error:
                 limited, when = None, time.monotonic() + watch.failed(error, time.monotonic())
+                doubt(error)  # not yet a failure: one such answer may be a hiccup
                 logger.warning("%s%s; looking again in %.1f s", who, error, when - time.monotonic())
             except ServiceError as error:
                 if expired is None and limit < watch.seconds_left(now) and time.monotonic() - now >= limit:

@@ -832,3 +832,15 @@ def test_a_text_past_the_bound_is_refused_before_anything_is_sent_unless_the_bou
     with Client(SECRET, base_url=sim.base_url, max_text_length=200_000) as client:
         paths = export_chromakeys(long, out_dir=tmp_path, poll_interval=0.05, client=client)
     assert len(paths) == 2 and len(sim.exports[1].body["text"]) == 200_000
+
+
+def test_a_failed_answer_is_told_at_once_though_only_a_persisting_one_fails_the_job(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    sim.plan(RenderPlan(seconds=0.1, fail_at=0))
+    events: List[ProgressEvent] = []
+    with pytest.raises(BatchError):
+        export_chromakeys(jobs[:1], SECRET, out_dir=tmp_path, on_progress=events.append, **fast)
+    kinds = [(e.kind, e.state) for e in events]
+    doubted = kinds.index(("progress", "the service says it failed; asking again"))
+    assert doubted < kinds.index(("failed", None))  # shown before the failure persists

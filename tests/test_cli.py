@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from aistudios_chromakey import __version__, request_export
+from aistudios_chromakey._board import width
 from aistudios_chromakey.simulator import RenderPlan, Simulator
 
 from .conftest import SECRET, default_signal_handling
@@ -753,3 +754,16 @@ def test_an_ascii_terminal_with_korean_names_keeps_an_exact_board(sim: Simulator
     assert max(_screen_rows(screen)) <= rows - 1  # the redraw went back over exactly what it drew
     drawn = [re.sub(r"\x1b\[[0-9]*[A-Za-z]", "", line) for line in re.split(r"\r?\n", text)]
     assert all(len(line) <= columns for line in drawn), [line for line in drawn if len(line) > columns]
+
+
+def test_the_summary_fits_a_40_column_terminal_through_the_console_script(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    sim.plan(RenderPlan(seconds=0.1), RenderPlan(seconds=0.1, fail_at=0), RenderPlan(seconds=0.1))
+    jobs[0]["filename"] = "안녕하세요-저는-첫번째-작업입니다-아주-긴-이름.mp4"
+    result = _run(sim, _json_file(tmp_path, jobs), env={"COLUMNS": "40"})
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert all(width(line) <= 40 for line in lines), lines
+    assert "..." in result.stdout and sim.exports[0].key in result.stdout  # shortened name, key kept
+    assert "Run the same command again to retry job 2" in result.stderr
