@@ -1,12 +1,9 @@
-"""Reading the service's answers: how big they may be, whether they say
-success, and where the project key, the progress, the video's address and
-the service's own message stand in them.
-
-The documentation names the same things differently from page to page and
-version to version (``url``, ``videoUrl``, ``downloadUrl``,
-``download_url``; a flat ``msg`` or a nested ``error.msg``), and a failure
-may come as HTTP 200 with ``success: false``; everything here accepts each
-spelling and trusts nothing else.
+"""Reading the service's answers: their size, whether they say success, and
+where the project key, the progress, the video's address and the service's
+own message stand in them. The docs name these differently from page to page
+(``url``, ``videoUrl``, ``downloadUrl``, ``download_url``; a flat ``msg`` or
+a nested ``error.msg``), and a failure may come as HTTP 200 with ``success:
+false``: each spelling is accepted, nothing else is trusted.
 """
 
 from __future__ import annotations
@@ -15,7 +12,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional, Tuple
 
 import requests
 
@@ -46,13 +43,11 @@ Redact = Callable[[str], str]
 
 
 def redactor(secrets: Iterable[str]) -> Redact:
-    """A function that blanks every one of ``secrets`` out of a text. It is
-    applied before any text is cut short, so no part of a secret survives.
-
-    A secret shorter than :data:`_SHORT` characters (no issued key is; a
-    typo or a test value may be) is blanked only where it stands alone, not
-    inside a longer run of letters and digits: blanking every ``a`` would
-    shred the service's message and hide nothing."""
+    """A function that blanks every one of ``secrets`` out of a text; applied
+    before any text is cut short, so no part of a secret survives. A secret
+    shorter than :data:`_SHORT` characters (no issued key is; a typo or a test
+    value may be) is blanked only where it stands alone: blanking every ``a``
+    inside words would shred the service's message and hide nothing."""
     hidden = sorted({s for s in secrets if s}, key=len, reverse=True)
     short = [re.compile(rf"(?<![0-9A-Za-z]){re.escape(s)}(?![0-9A-Za-z])") for s in hidden if len(s) < _SHORT]
     long = [s for s in hidden if len(s) >= _SHORT]
@@ -69,12 +64,8 @@ def redactor(secrets: Iterable[str]) -> Redact:
 
 @dataclass(frozen=True)
 class Answer:
-    """One answer of the API host.
-
-    :ivar status: its HTTP status.
-    :ivar body: its JSON, or ``None`` when it was not JSON.
-    :ivar detail: a short description for messages, already redacted.
-    """
+    """One answer of the API host: its HTTP status, its JSON (``None`` when it
+    was not JSON) and a short description for messages, already redacted."""
 
     status: int
     body: Any
@@ -88,21 +79,15 @@ class Answer:
 
     @property
     def data(self) -> Mapping[str, Any]:
-        body = self.body
-        data = body.get("data") if isinstance(body, Mapping) else None
-        if isinstance(data, Mapping):
-            return data
-        return body if isinstance(body, Mapping) else {}
+        body = self.body if isinstance(self.body, Mapping) else {}
+        data = body.get("data")
+        return data if isinstance(data, Mapping) else body
 
 
 @dataclass(frozen=True)
 class Progress:
-    """One progress answer.
-
-    :ivar progress: percent, 0 to 100.
-    :ivar address: the video's address, once there is one.
-    :ivar state: the service's word for the render's state (V3), if any.
-    """
+    """One progress answer: percent (0 to 100), the video's address once there
+    is one, and the service's word for the render's state (V3), if any."""
 
     progress: float
     address: Optional[str] = None
@@ -118,24 +103,26 @@ class Progress:
 
 def read_answer(response: requests.Response, redact: Redact, limit: int = MAX_ANSWER_BYTES) -> Answer:
     """Read a streamed answer, at most ``limit`` bytes, and parse its JSON."""
-    chunks = []
-    size = 0
+    raw = bytearray()
     for chunk in response.iter_content(chunk_size=16 * 1024):
-        size += len(chunk)
-        if size > limit:
+        raw += chunk
+        if len(raw) > limit:
             raise ServiceError(
                 f"the service's answer (HTTP {response.status_code}) is larger than {limit} bytes; "
                 "it was not read further",
                 status=response.status_code,
             )
-        chunks.append(chunk)
-    raw = b"".join(chunks)
     try:
         body: Any = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):
         body = None
-    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-    return Answer(response.status_code, body, _describe(response, raw, body, redact), retry_after)
+    message = server_message(body)
+    if not message and body is None:
+        kind = response.headers.get("Content-Type", "no content type")
+        text = redact(" ".join(raw.decode("utf-8", errors="replace").split()))
+        message = f"{kind}: {text[:_SNIPPET]!r}"
+    detail = redact(f"HTTP {response.status_code}" + (f": {message}" if message else ""))[: _SNIPPET * 2]
+    return Answer(response.status_code, body, detail, retry_after_seconds(response.headers.get("Retry-After")))
 
 
 def credential_refused(answer: Answer) -> bool:
@@ -146,10 +133,7 @@ def credential_refused(answer: Answer) -> bool:
     body = answer.body
     if not isinstance(body, Mapping) or body.get("success") is not False:
         return False
-    error = body.get("error")
-    parts = error if isinstance(error, Mapping) else body
-    code = _text(parts.get("code"))
-    message = _text(parts.get("msg") or parts.get("message") or (error if not isinstance(error, Mapping) else ""))
+    message, code = _message_and_code(body)
     return code in ("401", "403") or bool(_CREDENTIAL_WORDS.search(f"{code} {message}"))
 
 
@@ -158,12 +142,7 @@ def server_message(body: Any) -> str:
     flat ``msg``, ``message``, ``code``, as text, never as a Python dict."""
     if not isinstance(body, Mapping):
         return ""
-    error = body.get("error")
-    if isinstance(error, Mapping):
-        message, code = _text(error.get("msg") or error.get("message")), _text(error.get("code"))
-    else:
-        message = _text(body.get("msg") or body.get("message") or error)
-        code = _text(body.get("code"))
+    message, code = _message_and_code(body)
     if message and code and code not in message:
         return f"{message} (code {code})"
     if message or code:
@@ -172,19 +151,17 @@ def server_message(body: Any) -> str:
     return server_message(data) if isinstance(data, Mapping) else ""
 
 
+def _message_and_code(body: Mapping[str, Any]) -> Tuple[str, str]:
+    error = body.get("error")
+    if isinstance(error, Mapping):
+        return _text(error.get("msg") or error.get("message")), _text(error.get("code"))
+    return _text(body.get("msg") or body.get("message") or error), _text(body.get("code"))
+
+
 def _text(value: Any) -> str:
     if value is None or isinstance(value, (Mapping, list)):
         return ""
     return " ".join(str(value).split())
-
-
-def _describe(response: requests.Response, raw: bytes, body: Any, redact: Redact) -> str:
-    message = server_message(body)
-    if not message and body is None:
-        kind = response.headers.get("Content-Type", "no content type")
-        text = redact(" ".join(raw.decode("utf-8", errors="replace").split()))
-        message = f"{kind}: {text[:_SNIPPET]!r}"
-    return redact(f"HTTP {response.status_code}" + (f": {message}" if message else ""))[: _SNIPPET * 2]
 
 
 _CHECK_IT = "Check it in your AI STUDIOS profile."
@@ -209,46 +186,6 @@ def refuse_errors(answer: Answer, what: str, credential: str = "credential", hin
         raise ServiceError(f"{what}: the service did not answer JSON ({detail})", status=status)
 
 
-def project_key_in(data: Mapping[str, Any]) -> Optional[str]:
-    for field in _KEY_FIELDS:
-        key = data.get(field)
-        if isinstance(key, (str, int)) and not isinstance(key, bool) and str(key).strip():
-            return str(key).strip()
-    return None
-
-
-def progress_in(data: Mapping[str, Any], what: str, redact: Redact) -> float:
-    raw = data.get("progress", 0)
-    if raw is None:
-        return 0.0
-    value = None
-    if not isinstance(raw, bool):
-        try:
-            value = float(raw)
-        except (TypeError, ValueError, OverflowError):
-            value = None
-    if value is None or not math.isfinite(value):
-        raise ServiceError(f"{what}: progress is not a number: {redact(str(raw))[:_SNIPPET]!r}")
-    return value
-
-
-def address_in(data: Mapping[str, Any], what: str, redact: Redact) -> Optional[str]:
-    for field in _ADDRESS_FIELDS:
-        value = data.get(field)
-        if value in (None, ""):
-            continue
-        if not is_http_url(value):
-            raise ServiceError(f"{what}: the video address is not an http(s) URL: {redact(str(value))[:_SNIPPET]!r}")
-        return str(value)
-    return None
-
-
-def state_in(data: Mapping[str, Any]) -> Optional[str]:
-    """V3's ``state`` beside the progress (its values are not documented)."""
-    state = data.get("state")
-    return _text(state) or None if state is not None else None
-
-
 def uncertain(what: str, reason: str) -> ExportUncertain:
     """The export went out, and nothing says whether the service took it."""
     return ExportUncertain(
@@ -269,10 +206,11 @@ def project_key_of(answer: Answer, what: str, credential: str, hint: str = _CHEC
     refuse_errors(answer, what, credential, hint)
     if status >= 400 or not answer.ok:
         raise ExportRejected(f"{what}: the service rejected it ({answer.detail})")
-    key = project_key_in(answer.data)
-    if key is None:
-        raise uncertain(what, f"the answer carries no project key ({answer.detail})")
-    return key
+    for field in _KEY_FIELDS:
+        key = answer.data.get(field)
+        if isinstance(key, (str, int)) and not isinstance(key, bool) and str(key).strip():
+            return str(key).strip()
+    raise uncertain(what, f"the answer carries no project key ({answer.detail})")
 
 
 def progress_of(answer: Answer, what: str, redact: Redact) -> Progress:
@@ -289,7 +227,17 @@ def progress_of(answer: Answer, what: str, redact: Redact) -> Progress:
         # least of all a "false" written as a string beside an address.
         reason = "the render failed" if body.get("success") is False else "the service did not report success"
         raise RenderFailed(f"{what}: {reason} ({answer.detail})")
-    state = state_in(data)
+    state = _text(data.get("state")) or None  # V3's, beside the progress (its values are not documented)
     if state is not None and _FAILED_STATE.search(state):
         raise RenderFailed(f"{what}: the service says the render is {redact(state)[:_SNIPPET]!r} ({answer.detail})")
-    return Progress(progress_in(data, what, redact), address_in(data, what, redact), state)
+    raw = data.get("progress", 0)
+    try:
+        progress = 0.0 if raw is None else float(raw)
+    except (TypeError, ValueError, OverflowError):
+        progress = math.nan
+    if isinstance(raw, bool) or not math.isfinite(progress):
+        raise ServiceError(f"{what}: progress is not a number: {redact(str(raw))[:_SNIPPET]!r}")
+    address = next((data[field] for field in _ADDRESS_FIELDS if data.get(field) not in (None, "")), None)
+    if address is not None and not is_http_url(address):
+        raise ServiceError(f"{what}: the video address is not an http(s) URL: {redact(str(address))[:_SNIPPET]!r}")
+    return Progress(progress, None if address is None else str(address), state)

@@ -1,11 +1,9 @@
-"""The V3 model catalogue: where the ``model`` and ``clothes`` IDs a job
-needs come from, and the check of a batch against it before anything is
-paid for. (The legacy API documents no catalogue.)
-
-Two pages list models: ``/api/odin/v3/model`` (models with their clothes,
-documented up to 1.4.x) and ``/api/odin/v3/dropdown/models`` (today's:
-``{id, label, avatarType}``, no clothes). Either may be missing or change
-shape; the check exists to catch typos, so it never stops a valid batch.
+"""The V3 model catalogue (the legacy API documents none): the ``model`` and
+``clothes`` IDs a job needs, and the check of a batch against it before
+anything is paid for. Two pages list models: ``/api/odin/v3/model`` (with
+their clothes, documented up to 1.4.x) and ``/api/odin/v3/dropdown/models``
+(today's ``{id, label, avatarType}``, no clothes). Either may be missing or
+change shape; the check only catches typos, so it never stops a valid batch.
 """
 
 from __future__ import annotations
@@ -46,18 +44,18 @@ def parse_catalogue(body: Any) -> List[Model]:
         raise ServiceError("the model catalogue's answer holds no list of models")
     result = []
     for model in models:
-        if not isinstance(model, Mapping) or not isinstance(model.get("id"), str):
+        if not _has_id(model):
             continue  # one odd entry does not hide the others
         listed = model.get("clothes")
         clothes = None
         if isinstance(listed, list):
-            clothes = tuple(
-                Clothes(item["id"], _names(item))
-                for item in listed
-                if isinstance(item, Mapping) and isinstance(item.get("id"), str)
-            )
+            clothes = tuple(Clothes(item["id"], _names(item)) for item in listed if _has_id(item))
         result.append(Model(model["id"], _names(model), clothes))
     return result
+
+
+def _has_id(entry: Any) -> bool:
+    return isinstance(entry, Mapping) and isinstance(entry.get("id"), str)
 
 
 def _names(entry: Mapping[str, Any]) -> Dict[str, str]:
@@ -78,10 +76,8 @@ def check_jobs_against(jobs: Sequence[Job], models: Sequence[Model]) -> None:
         model = by_id.get(job.body["model"].strip())
         if model is None:
             raise InvalidJob(_unknown(job.body["model"], list(by_id), "model"), position=job.position, field="model")
-        if model.clothes is None:
-            continue
-        clothes = [item.id for item in model.clothes]
-        if job.body["clothes"].strip() not in clothes:
+        clothes = [item.id for item in model.clothes or ()]
+        if model.clothes is not None and job.body["clothes"].strip() not in clothes:
             raise InvalidJob(
                 _unknown(job.body["clothes"], clothes, f"clothes of model {model.id}"),
                 position=job.position,

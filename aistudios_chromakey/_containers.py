@@ -1,13 +1,11 @@
 """What a video's bytes must be: a video container (not an error page),
-whole (an MP4's boxes add up), and matching the checksum the host gave,
-hashed as they stream by."""
+whole (an MP4's boxes add up), and matching the checksum the host gave."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
-from typing import Any, Mapping, NamedTuple, Optional, Set
+from typing import Mapping, NamedTuple, Optional, Set
 
 # How video containers begin: an ISO/QuickTime box type at offset 4, or a
 # signature at offset 0 (Matroska/WebM, AVI, MPEG-PS, FLV).
@@ -39,15 +37,11 @@ def is_iso_media(head: bytes) -> bool:
 
 class BoxWalk:
     """An MP4's top-level boxes followed as its bytes stream by, to tell a
-    whole file from a cut one when no length was announced.
-
-    Each box begins with a 4-byte big-endian size and a 4-byte type; size 1
-    means a 64-bit size follows, size 0 that the box runs to the end of the
-    file (the last box only). The boxes of a whole file add up exactly to
-    its length, and a video has a ``moov`` and an ``mdat`` box. Feeding
-    costs nothing between box boundaries, so a chunk in the middle of a
-    large ``mdat`` box is only counted.
-    """
+    whole file from a cut one when no length was announced: they add up
+    exactly to a whole file's length. Each box begins with a 4-byte
+    big-endian size (1: a 64-bit size follows; 0: the box runs to the end of
+    the file) and a 4-byte type. Only box boundaries cost anything: a chunk
+    in the middle of a large ``mdat`` box is only counted."""
 
     def __init__(self) -> None:
         self.position = 0  # bytes fed so far
@@ -66,51 +60,45 @@ class BoxWalk:
             self.header += chunk[at : at + 16 - len(self.header)]
             if len(self.header) < 8 or (self.header[:4] == b"\0\0\0\1" and len(self.header) < 16):
                 return  # the rest of the header comes with the next chunk
-            self._step()
-
-    def _step(self) -> None:
-        size = int.from_bytes(self.header[:4], "big")
-        self.kind = bytes(self.header[4:8])
-        self.kinds.add(self.kind)
-        header_size = 8
-        if size == 1:
-            size, header_size = int.from_bytes(self.header[8:16], "big"), 16
-        self.header = bytearray()
-        if size == 0:
-            self.open_ended = True
-        elif size < header_size:
-            self.problem = f"a box at byte {self.boundary} has an impossible size ({size})"
-        else:
-            self.boundary += size
+            size = int.from_bytes(self.header[:4], "big")
+            self.kind = bytes(self.header[4:8])
+            self.kinds.add(self.kind)
+            header_size = 8
+            if size == 1:
+                size, header_size = int.from_bytes(self.header[8:16], "big"), 16
+            self.header = bytearray()
+            if size == 0:
+                self.open_ended = True
+            elif size < header_size:
+                self.problem = f"a box at byte {self.boundary} has an impossible size ({size})"
+            else:
+                self.boundary += size
 
     def verdict(self, announced: bool = False) -> Optional[str]:
         """``None`` when the bytes fed so far are a whole file; else what is
         wrong. ``announced``: their length was announced and all of it came."""
         if self.problem is not None:
             return self.problem
+        # A cut exactly between boxes adds up too: a video has its index
+        # (moov) and its media (mdat), whichever comes first.
+        missing = " and ".join(kind.decode() for kind in (b"moov", b"mdat") if kind not in self.kinds)
+        name = self.kind.decode("latin-1")
         if self.open_ended:
             # The walk ends at a size-0 box, but the file must still be a video;
             # and without an announced length nothing tells its end from a cut.
-            missing = [kind.decode() for kind in (b"moov", b"mdat") if kind not in self.kinds]
             if missing:
-                return f"the file has no MP4 {' and '.join(missing)} box before the one that runs to its end"
+                return f"the file has no MP4 {missing} box before the one that runs to its end"
             if not announced:
                 return (
-                    f"its last MP4 box ({self.kind.decode('latin-1')!r}) runs to the end of the file and no length "
-                    "was announced, so a cut cannot be told from the end"
+                    f"its last MP4 box ({name!r}) runs to the end of the file and no length was announced, "
+                    "so a cut cannot be told from the end"
                 )
             return None
-        name = self.kind.decode("latin-1")
         if self.boundary > self.position:
             return f"the file ends inside its MP4 box {name!r}, {self.boundary - self.position} bytes short"
         if self.header:
             return f"the file ends inside an MP4 box header at byte {self.boundary}"
-        # A cut exactly between boxes adds up too: a video has its index
-        # (moov) and its media (mdat), whichever comes first.
-        missing = [kind.decode() for kind in (b"moov", b"mdat") if kind not in self.kinds]
-        if missing:
-            return f"the file ends before its MP4 {' and '.join(missing)} box"
-        return None
+        return f"the file ends before its MP4 {missing} box" if missing else None
 
 
 class Expected(NamedTuple):
@@ -147,18 +135,3 @@ def _base64(value: Optional[str], size: int) -> Optional[bytes]:
     except ValueError:
         return None
     return digest if len(digest) == size else None
-
-
-class Hashes:
-    """SHA-256 (and MD5 when a check needs it) of a stream of chunks, on the
-    thread that reads them: hashing costs a few per cent of a download
-    (benchmarks/RESULTS.md), too little to pay a thread for."""
-
-    def __init__(self, md5: bool = False) -> None:
-        self.sha256 = hashlib.sha256()
-        self.md5: Optional[Any] = hashlib.md5() if md5 else None
-
-    def update(self, chunk: bytes) -> None:
-        self.sha256.update(chunk)
-        if self.md5 is not None:
-            self.md5.update(chunk)

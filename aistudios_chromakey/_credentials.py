@@ -1,18 +1,10 @@
 """Who the client is to the service: the legacy API key, a V3 AppId and
-UserKey from which access tokens are minted, or a ready access token.
-
-Where each comes from (the AI STUDIOS profile page): the legacy flow's
-"API key"; V3's "AppId" and "UserKey". A V3 access token is valid for a
-day from its issue; from an AppId and a UserKey the client mints one, keeps
-it in memory, and mints it again before that day ends (by the token's own
-``exp`` when it is a JWT that has one, else by its age) or when the service
-refuses it. Nothing here is ever logged, written to disk, or put in a
-message.
-
-Which API, when none is named: the credentials say. An AppId and a UserKey
-are V3's (all that today's docs list); an API key is the legacy flow's (the
-tutorial's). Arguments come before the environment; a V3 access token
-given as ``token`` needs ``api="v3"``.
+UserKey (both on the AI STUDIOS profile page) from which access tokens are
+minted, or a ready access token. A V3 token is valid for a day from its
+issue: the client keeps a minted one in memory and mints it again before
+that day ends (by the token's own ``exp`` when it is a JWT that has one,
+else by its age) or when the service refuses it. Nothing here is ever
+logged, written to disk, or put in a message.
 """
 
 from __future__ import annotations
@@ -41,11 +33,11 @@ _AGE_MARGIN = 3600.0
 
 
 def choose_api(api: Optional[str], token: Optional[str], app_id: Optional[str], user_key: Optional[str]) -> str:
-    """The API to speak: ``api`` when given, else the one the credentials
-    belong to (arguments first, then the environment): an AppId or a UserKey
-    mean ``"v3"``, an API key ``"legacy"``. Both kinds in the environment and
-    no ``api``: :class:`AuthenticationError`, as guessing could export the
-    same jobs again on the other API."""
+    """``api`` when given, else the API the credentials belong to (arguments
+    first, then the environment): an AppId or a UserKey mean ``"v3"``, an API
+    key ``"legacy"`` (a V3 token given as ``token`` needs ``api="v3"``). Both
+    kinds in the environment: :class:`AuthenticationError`, as guessing could
+    export the same jobs again on the other API."""
     if api is not None:
         return api
     if app_id is not None or user_key is not None:
@@ -62,14 +54,10 @@ def choose_api(api: Optional[str], token: Optional[str], app_id: Optional[str], 
 
 
 class Credentials:
-    """The credential of one client, resolved from the arguments, else the
-    environment.
-
-    For V3, an AppId and a UserKey come first (they never expire), then a
-    ready token (``token=`` or ``$AISTUDIOS_API_KEY``). For the legacy API,
-    the API key. The values are checked lazily, so that a bad job is
-    reported before a missing key.
-    """
+    """The credential of one client, from the arguments, else the environment:
+    for V3 an AppId and a UserKey first (they never expire), then a ready
+    token (``token=`` or ``$AISTUDIOS_API_KEY``); for the legacy API the API
+    key. Checked lazily, so that a bad job is reported before a missing key."""
 
     def __init__(self, api: Api, token: Optional[str], app_id: Optional[str], user_key: Optional[str]):
         self.api = api
@@ -117,11 +105,9 @@ class Credentials:
             self._app_id = _checked(app_id, "AppId", APP_ID_ENV, "app_id")
             self._user_key = _checked(user_key, "UserKey", USER_KEY_ENV, "user_key")
         else:
-            self._token = _checked(token, self._token_name(), API_KEY_ENV, "token")
+            name = "access token (or AppId and UserKey)" if self.api.mints_tokens else "API key"
+            self._token = _checked(token, name, API_KEY_ENV, "token")
         self._resolved = True
-
-    def _token_name(self) -> str:
-        return "access token (or AppId and UserKey)" if self.api.mints_tokens else "API key"
 
     def refusal_hint(self) -> str:
         """What to do when the service refuses this credential."""
@@ -154,16 +140,14 @@ class Credentials:
         self._token = _checked(token, "minted access token", None, None)
         now = time.time()
         expires = token_expiry(token)
-        if expires is None or expires <= now:
+        if expires is not None and expires > now:
+            # Renewed a little before the end, never so early that a short-lived token is renewed at every call.
+            self.expires, self._margin = expires, min(_EXPIRY_MARGIN, (expires - now) / 10)
+        else:
             # No "exp" to read (the docs never promise a JWT), or one already
             # past by our clock (a clock that disagrees with the service's):
-            # renew by age, an hour before the documented day ends.
-            self.expires = now + TOKEN_LIFETIME
-            self._margin = min(_AGE_MARGIN, TOKEN_LIFETIME / 10)
-            return
-        self.expires = expires
-        # Renew a little before the end, never so early that a short-lived token is renewed at every call.
-        self._margin = min(_EXPIRY_MARGIN, (expires - now) / 10)
+            # renewed by age, an hour before the documented day ends.
+            self.expires, self._margin = now + TOKEN_LIFETIME, min(_AGE_MARGIN, TOKEN_LIFETIME / 10)
 
     def forget_token(self) -> bool:
         """The service refused the token: drop it if it can be minted again."""
@@ -185,9 +169,13 @@ def _checked(value: Any, what: str, env: Optional[str], argument: Optional[str])
     text: str = (value or "").strip()
     if not text:
         where = f"pass {argument}=... or set the {env} environment variable" if env else "the service sent none"
+        new_customer = (
+            ". A profile that shows an AppId and a UserKey (V3, what today's docs describe): pass app_id= and "
+            f"user_key=, or set {APP_ID_ENV} and {USER_KEY_ENV}"
+        )
         raise AuthenticationError(
             f"no {what}: {where} (they are shown in your AI STUDIOS account profile)"
-            + (_NEW_CUSTOMER if env == API_KEY_ENV else "")
+            + (new_customer if env == API_KEY_ENV else "")
         )
     if not (text.isascii() and text.isprintable()):
         raise AuthenticationError(
@@ -196,26 +184,16 @@ def _checked(value: Any, what: str, env: Optional[str], argument: Optional[str])
     return text
 
 
-_NEW_CUSTOMER = (
-    f". A profile that shows an AppId and a UserKey (V3, what today's docs describe): pass app_id= and user_key=, "
-    f"or set {APP_ID_ENV} and {USER_KEY_ENV}"
-)
-
-
 def token_expiry(token: str) -> Optional[float]:
     """The ``exp`` claim of a JWT (unix seconds), read without verifying the
     signature (only the service can); ``None`` when it is not a JWT."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
     try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        _, claims, _ = token.split(".")
+        payload = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
         exp = payload.get("exp") if isinstance(payload, dict) else None
-    except (ValueError, TypeError, RecursionError):
+    except (ValueError, TypeError, RecursionError):  # not three parts, not base64, not JSON
         return None
-    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
-        return float(exp)
-    return None
+    return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
 
 
 @dataclass(frozen=True)
@@ -232,17 +210,6 @@ class Given:
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def read_secret(path: PathLike, what: str) -> str:
-    """A credential kept in a file, stripped of blanks; ``ValueError`` if it cannot be read or is empty."""
-    try:
-        value = Path(path).read_text(encoding="utf-8-sig").strip()
-    except OSError as error:
-        raise ValueError(f"{what} {path}: cannot read it ({error.strerror})") from None
-    if not value:
-        raise ValueError(f"{what} {path}: the file is empty")
-    return value
-
-
 def credentials_from(
     api: Optional[str],
     *,
@@ -250,14 +217,21 @@ def credentials_from(
     app_id_file: Optional[PathLike] = None,
     user_key_file: Optional[PathLike] = None,
 ) -> Given:
-    """The credential, from the files given, else the environment, as the
-    command line reads it, and its API (``api``, else chosen by what was
-    found, files before the environment); ``ValueError`` says what is
-    missing. V3 takes an AppId and a UserKey first, then a ready access
-    token."""
+    """The credential as the command line reads it, from the files given, else
+    the environment, and its API (``api``, else chosen by what was found, files
+    first); ``ValueError`` says what is missing. V3 takes an AppId and a
+    UserKey first, then a ready access token."""
 
     def secret(path: Optional[PathLike], option: str, env: str) -> str:
-        return read_secret(path, option) if path is not None else os.environ.get(env, "").strip()
+        if path is None:
+            return os.environ.get(env, "").strip()
+        try:
+            value = Path(path).read_text(encoding="utf-8-sig").strip()
+        except OSError as error:
+            raise ValueError(f"{option} {path}: cannot read it ({error.strerror})") from None
+        if not value:
+            raise ValueError(f"{option} {path}: the file is empty")
+        return value
 
     if api is None and (app_id_file or user_key_file) and key_file:
         raise ValueError("--api-key-file is the legacy API's, --app-id-file and --user-key-file V3's: add --api")

@@ -1,13 +1,11 @@
 """Downloading a finished video: streamed, verified, atomic, resumable.
 
-Named steps, in order: :func:`save_video` makes a temporary file beside the
-target, :class:`_Transfer` streams the body into it (resuming with a
-``Range`` request after a cut-off, restarting where the server will not
-resume or the video changed), the length, the container (an MP4's boxes)
-and any checksum the host offers are checked, and :func:`names.place` links
-the file under its final name, which never replaces an existing file. The
-storage host (a bucket on another domain) never receives a credential.
-Each attempt is bounded in wall-clock time while no bytes arrive.
+:func:`save_video` streams the body into a temporary file beside the target
+(resuming with a ``Range`` request after a cut-off, restarting where the host
+will not resume or the video changed), checks its length, its container (an
+MP4's boxes) and any checksum the host offers, then links it under its final
+name, never replacing an existing file. The storage host (a bucket on another
+domain) never receives a credential.
 """
 
 from __future__ import annotations
@@ -23,9 +21,9 @@ from typing import IO, Any, Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 import requests
-import urllib3
+from urllib3.exceptions import HTTPError as Urllib3Error
 
-from ._containers import SNIFF_BYTES, BoxWalk, Expected, Hashes, expected_digest, is_iso_media, looks_like_video
+from ._containers import SNIFF_BYTES, BoxWalk, Expected, expected_digest, is_iso_media, looks_like_video
 from ._deadlines import Guard, guarded
 from ._errors import DownloadError
 from ._names import place, truncate_utf8
@@ -33,9 +31,8 @@ from ._transport import RequestTimeout, no_credentials, request_seconds
 
 logger = logging.getLogger("aistudios_chromakey")
 
-# Only a chunk's arrival pushes an attempt's deadline on: reads start small
-# enough that a slow but living transfer (a chunk per STALL_SECONDS) keeps
-# going, and grow with the speed (large reads cost less per byte) to what
+# Only a chunk's arrival pushes an attempt's deadline on: reads start small enough for a slow but living
+# transfer (a chunk per STALL_SECONDS), and grow with the speed (large reads cost less per byte) to what
 # arrives in a tenth of a second, so that progress is told that often.
 _FIRST_READ = 64 * 1024
 _READ = 1024 * 1024
@@ -50,26 +47,18 @@ ATTEMPTS = 5
 MAX_VIDEO_BYTES = 20 * 1024**3
 #: Seconds before the second attempt; each next one waits twice as long (4 s at most).
 RETRY_PAUSE = 0.125
-# Errors after which a transfer is tried again from where it stopped; the
-# body is read from urllib3 directly, whose errors are not requests' own.
-_TRANSIENT = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    urllib3.exceptions.HTTPError,
-)
+# Errors after which a transfer resumes; the body is read from urllib3, whose errors are not requests' own.
+_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError, Urllib3Error)
 
 
 @dataclass(frozen=True)
 class SavedVideo:
-    """A downloaded video: where it is, its size, its SHA-256 (hex) and how
-    it was verified."""
+    """A downloaded video: where it is, its size, its SHA-256 (hex) and how it was verified."""
 
     path: Path
     size: int
     sha256: str
-    #: The end-to-end check that passed ("md5 (ETag)", "Content-MD5",
-    #: "sha256 (x-amz-checksum-sha256)"); None when the host offered none.
+    #: The check that passed ("md5 (ETag)", "Content-MD5", "sha256 (x-amz-checksum-sha256)"); None: none offered.
     verified: Optional[str] = None
 
 
@@ -90,11 +79,8 @@ def save_video(
     max_bytes: int = MAX_VIDEO_BYTES,
 ) -> SavedVideo:
     """Download ``url`` into ``folder`` under ``name`` (or ``name-2``...).
-
-    ``progress`` is called with the bytes received and the total (or None)
-    at most four times a second, and once at the end; a body past
-    ``max_bytes`` is refused without writing past it.
-    """
+    ``progress`` gets the bytes received and the total (or None) at most four
+    times a second and at the end; a body past ``max_bytes`` is refused."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -109,11 +95,10 @@ def save_video(
             transfer = _Transfer(session, url, out, request_timeout, max_bytes, progress)
             size, sha256 = transfer.run()
         path = place(temporary, folder, name, same=lambda path: _holds(path, size, sha256))
-    except OSError as error:  # a full disk, a name the file system refuses...
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
-        raise DownloadError(f"cannot save the video into {folder}: {error.strerror or error}") from None
-    except BaseException:
-        temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError):  # a full disk, a name the file system refuses...
+            raise DownloadError(f"cannot save the video into {folder}: {error.strerror or error}") from None
         raise
     checked = transfer.verified or "no checksum offered"
     logger.info("saved %s (%d bytes, sha256 %s; %s)", path, size, sha256, checked)
@@ -121,8 +106,7 @@ def save_video(
 
 
 class _Transfer:
-    """One video's bytes, streamed into ``out`` over up to :data:`ATTEMPTS`
-    requests."""
+    """One video's bytes, streamed into ``out`` over up to :data:`ATTEMPTS` requests."""
 
     def __init__(
         self,
@@ -134,8 +118,7 @@ class _Transfer:
         progress: Optional[Progress],
     ):
         self.session, self.url, self.out, self.request_timeout = session, url, out, request_timeout
-        self.max_bytes, self.progress, self.next_report = max_bytes, progress, 0.0
-        self.hashes = Hashes()
+        self.where, self.max_bytes, self.progress, self.next_report = where(url), max_bytes, progress, 0.0
         self.validator: Optional[str] = None  # the ETag or Last-Modified a resume must match
         self.problem = ""  # why the last attempt stopped short
         self.verified: Optional[str] = None
@@ -149,10 +132,15 @@ class _Transfer:
         self.received = 0
         self.total: Optional[int] = None
         self.end: Optional[int] = None  # where the answer being read ends, when announced
-        self.hashes = Hashes()
+        self.sha256 = hashlib.sha256()
+        self.md5: Optional[Any] = None  # only where the host offers an MD5
         self.expected: Optional[Expected] = None
         self.head = b""  # the file's first bytes, until they are checked
         self.walk = BoxWalk()
+
+    def report(self) -> None:
+        if self.progress is not None:
+            self.progress(self.received, self.total)
 
     def run(self) -> Tuple[int, str]:
         """Returns the number of bytes written and their SHA-256."""
@@ -160,38 +148,27 @@ class _Transfer:
             self.problem = "no answer"
             try:
                 if self.attempt():
-                    if self.progress is not None:
-                        self.progress(self.received, self.total)
-                    return self.received, self.hashes.sha256.hexdigest()
+                    self.report()
+                    return self.received, self.sha256.hexdigest()
             except _TRANSIENT as error:
                 self.problem = self.problem if self.problem.startswith("no progress") else type(error).__name__
             except requests.RequestException as error:  # a redirect loop, a bad scheme...
-                raise DownloadError(
-                    f"{where(self.url)}: the download failed ({type(error).__name__}: {error})"
-                ) from None
-            total = self.total if self.total is not None else "?"
+                raise DownloadError(f"{self.where}: the download failed ({type(error).__name__}: {error})") from None
             logger.warning(
                 "download of %s interrupted (%s) at %d of %s bytes; attempt %d of %d",
-                where(self.url), self.problem, self.received, total, attempt, ATTEMPTS,
+                self.where, self.problem, self.received, "?" if self.total is None else self.total, attempt, ATTEMPTS,
             )  # fmt: skip
-            if self.progress is not None:  # where a caller that stops the download learns it
-                self.progress(self.received, self.total)
-            if attempt < ATTEMPTS:
-                self.pause(min(RETRY_PAUSE * 2**attempt, 4.0))
+            self.report()  # where a caller that stops the download learns it
+            # The pause tells the caller every tenth of a second: a batch that stops meanwhile ends it at once.
+            end = time.monotonic() + (min(RETRY_PAUSE * 2**attempt, 4.0) if attempt < ATTEMPTS else 0.0)
+            while (left := end - time.monotonic()) > 0:
+                time.sleep(min(left, 0.1))
+                self.report()
         total = self.total if self.total is not None else "an unknown number of"
         raise DownloadError(
-            f"{where(self.url)}: only {self.received} of {total} bytes arrived after {ATTEMPTS} attempts "
+            f"{self.where}: only {self.received} of {total} bytes arrived after {ATTEMPTS} attempts "
             f"({self.problem}); nothing was saved"
         )
-
-    def pause(self, seconds: float) -> None:
-        """Wait before the next attempt, telling the caller every tenth of a
-        second: a batch that stops meanwhile ends it at once (its callback raises)."""
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            time.sleep(min(left, 0.1))
-            if self.progress is not None:
-                self.progress(self.received, self.total)
 
     def attempt(self) -> bool:
         """One request; True when the whole body has arrived."""
@@ -235,19 +212,23 @@ class _Transfer:
             start, end, whole = content_range(response.headers.get("Content-Range"))
             if start != self.received:
                 raise DownloadError(f"the server resumed at byte {start}, not at {self.received}")
-            changed = self.changed(response, whole)
+            # A host that ignores If-Range answers 206 for new bytes: spliced
+            # onto the old ones they would make neither video.
+            now, changed = validator(response), ""
+            if self.validator and now and now != self.validator:
+                changed = f"{self.validator} to {now}"
+            elif self.total is not None and whole is not None and whole != self.total:
+                changed = f"{self.total} to {whole} bytes"
             if changed:
-                # A host that ignores If-Range answers 206 for new bytes:
-                # spliced onto the old ones they would make neither video.
-                logger.info("download of %s: %s; restarting", where(self.url), changed)
                 self.restart()
-                self.problem = changed
+                self.problem = f"the video changed on the host (from {changed})"
+                logger.info("download of %s: %s; restarting", self.where, self.problem)
                 return False
             self.total = whole if whole is not None else self.total
             self.end = end
         elif status == 200:
             if self.received:
-                logger.info("download of %s: the server ignored the range; restarting", where(self.url))
+                logger.info("download of %s: the server ignored the range; restarting", self.where)
                 self.restart()
             length = response.headers.get("Content-Length")
             self.total = self.end = int(length) if length and length.isascii() and length.isdigit() else None
@@ -255,70 +236,56 @@ class _Transfer:
             # Only a whole-object answer's checksums cover the whole object.
             self.expected = expected_digest(response.headers)
             if self.expected is not None and self.expected.algorithm == "md5":
-                self.hashes = Hashes(md5=True)  # nothing was hashed yet: only now is MD5 known to be needed
+                self.md5 = hashlib.md5()  # nothing was hashed yet: only now is MD5 known to be needed
         else:
-            raise DownloadError(f"the download host answered HTTP {status} for {where(self.url)}", status=status)
+            raise DownloadError(f"the download host answered HTTP {status} for {self.where}", status=status)
         # Asked for the bytes as stored: a compressed body is not the video,
         # and inflating it could fill the disk (a gzip bomb).
         encoding = response.headers.get("Content-Encoding", "").strip().lower()
         if encoding not in ("", "identity"):
             raise DownloadError(
-                f"{where(self.url)}: the host compressed the video although asked not to "
+                f"{self.where}: the host compressed the video although asked not to "
                 f"(Content-Encoding: {encoding}); nothing was saved"
             )
         if self.total is not None and self.total > self.max_bytes:
             raise DownloadError(
-                f"{where(self.url)} announces {self.total} bytes, more than the {self.max_bytes} bytes allowed "
+                f"{self.where} announces {self.total} bytes, more than the {self.max_bytes} bytes allowed "
                 "(max_bytes); nothing was saved"
             )
         return True
-
-    def changed(self, response: requests.Response, whole: Optional[int]) -> str:
-        """Why a resumed part belongs to other bytes than those received; "" if it does not."""
-        now = validator(response)
-        if self.validator and now and now != self.validator:
-            return f"the video changed on the host (from {self.validator} to {now})"
-        if self.total is not None and whole is not None and whole != self.total:
-            return f"the video changed on the host (from {self.total} to {whole} bytes)"
-        return ""
 
     def stream(self, raw: Any, guard: Guard, content_type: str) -> None:
         """Read the raw body (never decoded) into the file, at most to where
         it was announced to end, or to ``max_bytes``."""
         limit = self.end if self.end is not None else self.max_bytes
         size, started, first = _FIRST_READ, time.monotonic(), self.received
-        while True:
-            chunk = raw.read(size, decode_content=False)
-            if not chunk:
-                return
+        while chunk := raw.read(size, decode_content=False):
             now = time.monotonic()
             guard.reset(STALL_SECONDS)  # from the first chunk on, only the stall bound counts
             speed = (self.received + len(chunk) - first) / max(now - started, 1e-3)
             size = int(min(_READ, max(_FIRST_READ, speed * _READ_SECONDS)))
             if self.received + len(chunk) > limit:
-                raise DownloadError(self.overflow(limit))
-            self.take(chunk, content_type)
-            if self.progress is not None and now >= self.next_report:
+                raise DownloadError(
+                    f"{self.where}: the host sent more bytes than announced ({limit}); nothing was saved"
+                    if self.end is not None
+                    else f"{self.where}: the body runs on, more than the {limit} bytes allowed (max_bytes); "
+                    "nothing was saved"
+                )
+            if len(self.head) < SNIFF_BYTES:
+                self.head += chunk[: SNIFF_BYTES - len(self.head)]
+                if len(self.head) == SNIFF_BYTES:
+                    self.check_video(content_type)
+            self.out.write(chunk)
+            # Hashed on the thread that reads: it costs a few per cent of a
+            # download (benchmarks/RESULTS.md), too little to pay a thread for.
+            self.sha256.update(chunk)
+            if self.md5 is not None:
+                self.md5.update(chunk)
+            self.walk.feed(chunk)
+            self.received += len(chunk)
+            if now >= self.next_report:
                 self.next_report = now + _REPORT_EVERY
-                self.progress(self.received, self.total)
-
-    def overflow(self, limit: int) -> str:
-        if self.end is not None:
-            return f"{where(self.url)}: the host sent more bytes than announced ({limit}); nothing was saved"
-        return (
-            f"{where(self.url)}: the body runs on past {limit} bytes, more than the {self.max_bytes} bytes "
-            "allowed (max_bytes); nothing was saved"
-        )
-
-    def take(self, chunk: bytes, content_type: str) -> None:
-        if len(self.head) < SNIFF_BYTES:
-            self.head += chunk[: SNIFF_BYTES - len(self.head)]
-            if len(self.head) == SNIFF_BYTES:
-                self.check_video(content_type)
-        self.out.write(chunk)
-        self.hashes.update(chunk)
-        self.walk.feed(chunk)
-        self.received += len(chunk)
+                self.report()
 
     def whole_by_its_boxes(self) -> bool:
         """An MP4 ends where its last top-level box does: without an announced
@@ -330,7 +297,7 @@ class _Transfer:
             self.problem = verdict
             return False
         raise DownloadError(
-            f"{where(self.url)}: all {self.total} bytes announced arrived, but {verdict}: the stored video "
+            f"{self.where}: all {self.total} bytes announced arrived, but {verdict}: the stored video "
             "is incomplete; nothing was saved"
         )
 
@@ -340,13 +307,13 @@ class _Transfer:
         expected = self.expected
         if expected is None:
             return True
-        actual = self.hashes.sha256 if expected.algorithm == "sha256" else self.hashes.md5
+        actual = self.sha256 if expected.algorithm == "sha256" else self.md5
         if actual is not None and actual.digest() == expected.digest:
             self.verified = expected.label
             return True
         self.problem = f"the bytes received do not match their {expected.label}"
         if self.checked_again:
-            raise DownloadError(f"{where(self.url)}: {self.problem}, twice; nothing was saved")
+            raise DownloadError(f"{self.where}: {self.problem}, twice; nothing was saved")
         self.checked_again = True
         self.restart()
         return False
@@ -358,14 +325,13 @@ class _Transfer:
         kind = content_type.split(";")[0].strip() or "no content type"
         preview = self.head[:SNIFF_BYTES].decode("utf-8", errors="replace")
         raise DownloadError(
-            f"{where(self.url)} did not send a video ({kind}, starting {preview!r}); "
+            f"{self.where} did not send a video ({kind}, starting {preview!r}); "
             "it is often an error page from the storage host, so nothing was saved"
         )
 
 
 def content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int], Optional[int]]:
-    """``(start, end, total)`` of a ``Content-Range: bytes first-last/total``
-    header; ``end`` is ``last + 1``."""
+    """``(start, end + 1, total)`` of a ``Content-Range: bytes start-end/total`` header."""
     match = re.fullmatch(r"\s*bytes\s+([0-9]+)-([0-9]+)/([0-9]+|\*)\s*", value or "", re.ASCII)
     if not match:
         return None, None, None
@@ -384,7 +350,7 @@ def _holds(path: Path, size: int, sha256: str) -> bool:
                 digest.update(block)
     except OSError:
         return False
-    return bool(digest.hexdigest() == sha256)
+    return digest.hexdigest() == sha256
 
 
 def validator(response: requests.Response) -> Optional[str]:

@@ -1,10 +1,6 @@
-"""The exceptions the library raises.
-
-Everything it raises on purpose derives from :class:`AIStudiosError`, so one
-``except AIStudiosError`` catches every failure of the service, the network
-or the input. Some classes also derive from a builtin (``ValueError``,
-``TimeoutError``) so that code which knows nothing of this library still
-catches them. No message ever contains the API key.
+"""The exceptions the library raises: all derive from :class:`AIStudiosError`,
+some also from a builtin (``ValueError``, ``TimeoutError``) that code knowing
+nothing of this library catches. No message ever contains a credential.
 """
 
 from __future__ import annotations
@@ -20,10 +16,8 @@ class AIStudiosError(Exception):
 class InvalidJob(AIStudiosError, ValueError):
     """A job is malformed; raised before anything is sent or paid for.
 
-    :ivar position: the job's 1-based position in the batch (``None`` for a
-        single job given to :func:`request_export`).
-    :ivar field: the offending field, or ``None`` when the whole job is wrong.
-    """
+    :ivar position: the job's 1-based position in the batch (``None`` for a single job).
+    :ivar field: the offending field, or ``None`` when the whole job is wrong."""
 
     def __init__(self, message: str, *, position: Optional[int] = None, field: Optional[str] = None):
         where = f"job {position}" if position is not None else "job"
@@ -39,13 +33,11 @@ class AuthenticationError(AIStudiosError):
 
 
 class ServiceError(AIStudiosError):
-    """The service could not be reached, or answered something unusable: an
-    HTTP error, a page that is not JSON, or JSON without the expected fields.
+    """The service could not be reached, or answered something unusable (an
+    HTTP error, not JSON, JSON without the expected fields).
 
     :ivar status: the HTTP status, when there was an answer.
-    :ivar unreachable: True when no connection could be made at all (a name
-        that does not resolve, a refused connection): nothing was sent.
-    """
+    :ivar unreachable: True when no connection could be made at all: nothing was sent."""
 
     def __init__(self, message: str, *, status: Optional[int] = None, unreachable: bool = False):
         super().__init__(message)
@@ -54,10 +46,9 @@ class ServiceError(AIStudiosError):
 
 
 class RateLimited(ServiceError):
-    """The service kept answering 429 (too many requests) after the retries.
+    """The service still answered 429 (too many requests) after the retries.
 
-    :ivar retry_after: the seconds its last ``Retry-After`` asked for, if any.
-    """
+    :ivar retry_after: the seconds its last ``Retry-After`` asked for, if any."""
 
     def __init__(self, message: str, *, status: Optional[int] = 429, retry_after: Optional[float] = None):
         super().__init__(message, status=status)
@@ -65,12 +56,10 @@ class RateLimited(ServiceError):
 
 
 class ExportRejected(AIStudiosError):
-    """The service refused an export request (for example ``success: false``
-    for an unknown model); nothing was rendered or charged.
+    """The service refused an export request (``success: false`` for an
+    unknown model...); nothing was rendered or charged.
 
-    :ivar moved: True when the address answered with a redirect (a service
-        that moved): every export there would be refused the same way.
-    """
+    :ivar moved: True for a redirect (the service moved): every export there would be refused."""
 
     def __init__(self, message: str, *, moved: bool = False):
         super().__init__(message)
@@ -78,10 +67,9 @@ class ExportRejected(AIStudiosError):
 
 
 class ExportUncertain(AIStudiosError):
-    """The export request was sent but its answer was lost (a timeout or a
-    reset connection): the service may have accepted it and may charge for
-    it. It is not resent automatically, because a second request is a second
-    paid render."""
+    """The export request was sent but its answer was lost (a timeout, a reset
+    connection): the service may have accepted it and may charge for it. It
+    is never resent automatically: a second request is a second paid render."""
 
 
 class RenderFailed(AIStudiosError):
@@ -93,11 +81,10 @@ class RenderTimeout(AIStudiosError, TimeoutError):
 
 
 class DownloadError(AIStudiosError):
-    """A video could not be downloaded completely, or what arrived was not a
-    video. Nothing is left under the final file name.
+    """A video could not be downloaded whole, or what arrived was not a video;
+    nothing is left under the final file name.
 
-    :ivar status: the download host's HTTP status, when it refused.
-    """
+    :ivar status: the download host's HTTP status, when it refused."""
 
     def __init__(self, message: str, *, status: Optional[int] = None):
         super().__init__(message)
@@ -107,10 +94,9 @@ class DownloadError(AIStudiosError):
 class JournalError(AIStudiosError):
     """The output folder or its batch journal cannot be used.
 
-    :ivar nothing_sent: True (the usual case) when it was found before
-        anything was sent; False when the journal could not be written in the
-        middle of a batch, which then stopped so that nothing is paid twice.
-    """
+    :ivar nothing_sent: True (the usual case) when found before anything was
+        sent; False when the journal could not be written mid-batch, which then
+        stopped so that nothing is paid for twice."""
 
     def __init__(self, message: str, *, nothing_sent: bool = True):
         super().__init__(message)
@@ -120,11 +106,8 @@ class JournalError(AIStudiosError):
 class BatchError(AIStudiosError):
     """Some jobs of a batch failed; the others finished.
 
-    :ivar failures: ``(position, error)`` for each failed job, positions
-        1-based.
-    :ivar paths: one entry per job, in job order: the downloaded file, or
-        ``None`` for a job that failed.
-    """
+    :ivar failures: ``(position, error)`` for each failed job, positions 1-based.
+    :ivar paths: per job, in order: the downloaded file, or ``None`` for a job that failed."""
 
     def __init__(self, failures: Sequence[Tuple[int, BaseException]], paths: Sequence[Optional[Path]]):
         lines = [f"{len(failures)} of {len(paths)} jobs failed:"]

@@ -1,30 +1,24 @@
 """Jobs files: the table of scripts a batch is made from.
 
-A jobs file is a JSON array of job objects, a CSV (or tab-separated) table
-with a header row, or an Excel workbook (``.xlsx``, with the ``excel`` extra:
-``pip install "aistudios-chromakey[excel]"``). Text files may be UTF-8 (with
-or without the BOM Excel writes), cp949/EUC-KR (what Korean Excel saves as
-"CSV (쉼표로 분리)") or UTF-16 with its byte-order mark (Excel's "유니코드
-텍스트", tab-separated). When bytes decode both as UTF-8 and as cp949, UTF-8
-wins; :attr:`JobsFile.encoding` says which was used.
+A JSON array of job objects, a CSV (or tab-separated) table with a header row,
+or an Excel workbook (``.xlsx``, with ``pip install "aistudios-chromakey[excel]"``).
+Text may be UTF-8 (with or without Excel's BOM), cp949/EUC-KR (Korean Excel's
+"CSV (쉼표로 분리)") or UTF-16 with its BOM (Excel's tab-separated "유니코드
+텍스트"); bytes that are both UTF-8 and cp949 are read as UTF-8.
 
-Tables: the first non-empty row is the header. Column names are matched
-without regard to case or surrounding blanks; the required columns are
-``language``, ``text``, ``model`` and ``clothes``, in any order. The optional
-columns are the export request's fields (legacy ``locale``, ``uppercut``,
-``webhook``; V3 ``isExport``, ``workspaceId``, ``resolution``,
-``webhookUrl``) and ``filename``, which names the downloaded video and is kept
-in the job as ``job["filename"]``. Any other column is kept as written, for
-the request's validator to name. An empty optional cell leaves the field out;
-cells are trimmed of surrounding blanks, except ``text``, which is kept as
-written. ``uppercut`` becomes a number and ``isExport`` a boolean (``true``,
+Tables: the first non-empty row is the header, its names matched without
+regard to case or surrounding blanks. ``language``, ``text``, ``model`` and
+``clothes`` are required, in any order; optional columns are the export
+request's fields (_apis.py), ``filename`` (kept as ``job["filename"]``) and
+``extra.NAME``; any other column is kept for the request's validator to name.
+An empty optional cell leaves the field out; cells are trimmed, except
+``text``. ``uppercut`` becomes a number, ``isExport`` a boolean (``true``,
 ``false``, ``1``, ``0``, ``yes``, ``no``). Blank rows are skipped.
 
-In a workbook, a number typed into a text column becomes text (``720`` ->
-``"720"``, ``1.5`` -> ``"1.5"``), except a number of 16 digits or more, which
-Excel may already have rounded: that is an error asking to format the column
-as text. Leading zeros Excel dropped cannot be recovered; a date cell is an
-error. Formulas count by the value Excel last computed.
+In a workbook a number in a text column becomes text as Excel shows it
+(``720``, ``1.5``), except one of 16 digits or more, which Excel may have
+rounded: that, like a date, is an error asking to format the column as text.
+Leading zeros Excel dropped are lost; formulas count by their last value.
 """
 
 from __future__ import annotations
@@ -46,16 +40,10 @@ from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union
 from ._apis import APIS
 from ._jobs import EXTRA_KEY, FILENAME_KEY, REQUIRED_FIELDS
 
-__all__ = ["OPTIONAL_FIELDS", "JobsFile", "JobsFileError", "read_jobs_file"]
-
-#: Optional columns in the spelling the service documents: legacy, then V3.
-OPTIONAL_FIELDS = tuple(name for api in APIS.values() for name in api.optional)
-#: The column naming a job's downloaded video, kept in the job under this key.
-
-_NUMBERS = ("uppercut",)
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-_CANONICAL = {name.lower(): name for name in (*REQUIRED_FIELDS, *OPTIONAL_FIELDS, FILENAME_KEY)}
-_UTF8, _UTF8_BOM, _UTF16 = "UTF-8", "UTF-8 with BOM", "UTF-16"
+# Column names in the spelling the service documents: required, optional (legacy, then V3), filename.
+_OPTIONAL = [name for api in APIS.values() for name in api.optional]
+_CANONICAL = {name.lower(): name for name in (*REQUIRED_FIELDS, *_OPTIONAL, FILENAME_KEY)}
 _CP949 = "cp949 (Korean Excel 'CSV (쉼표로 분리)')"
 _SAVE_AS_CSV = 'in Excel choose File > Save As > "CSV UTF-8 (쉼표로 분리)"'
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, the Excel 97-2003 format
@@ -74,16 +62,10 @@ class JobsFileError(ValueError):
 
 @dataclass(frozen=True)
 class JobsFile:
-    """The jobs read from a jobs file.
-
-    :ivar jobs: the jobs, as dicts for the export request (plus ``"filename"``
-        where the file names the video).
-    :ivar origins: where each job came from, for error messages:
-        ``"item 2"`` (JSON), ``"line 3"`` (CSV), ``"row 4"`` (workbook).
-    :ivar encoding: the text encoding used, such as ``"UTF-8"``,
-        ``"UTF-8 with BOM"``, ``"UTF-16"`` or cp949; ``None`` for a workbook.
-    :ivar format: ``"json"``, ``"csv"`` or ``"xlsx"``.
-    """
+    """The jobs read from a jobs file (dicts for the export request, plus any
+    ``"filename"``), where each came from (``"item 2"``, ``"line 3"``, ``"row
+    4"``, for messages), the text encoding (``"UTF-8"``, ``"UTF-8 with BOM"``,
+    ``"UTF-16"``, cp949; ``None`` for a workbook) and the format."""
 
     jobs: List[Dict[str, Any]]
     origins: List[str]
@@ -92,16 +74,10 @@ class JobsFile:
 
 
 def read_jobs_file(path: Union[str, os.PathLike[str]]) -> JobsFile:
-    """Read the jobs in a JSON, CSV or ``.xlsx`` file.
-
-    ``.csv`` and ``.json`` files are read by their suffix, workbooks by their
-    content or suffix; any other file is JSON if it starts with ``[``, else CSV.
-
-    :param path: the jobs file.
-    :return: the jobs, where each came from, the encoding and the format.
-    :raises JobsFileError: the file cannot be read, or is not a table or an
-        array of jobs; the message says where and how to fix it.
-    """
+    """Read the jobs in a JSON, CSV or ``.xlsx`` file: ``.csv`` and ``.json``
+    by their suffix, workbooks by their content or suffix, any other file as
+    JSON if it starts with ``[``, else CSV. :class:`JobsFileError` says where
+    and how to fix what cannot be read."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -112,8 +88,7 @@ def read_jobs_file(path: Union[str, os.PathLike[str]]) -> JobsFile:
         raise JobsFileError(empty)
     suffix = path.suffix.lower()
     if data.startswith(_ZIP_MAGIC) or suffix in (".xlsx", ".xlsm"):
-        jobs, origins = _read_xlsx(path, data)
-        return JobsFile(jobs, origins, None, "xlsx")
+        return JobsFile(*_read_xlsx(path, data), None, "xlsx")
     if data.startswith(_OLE_MAGIC) or suffix == ".xls":
         raise JobsFileError(
             f"{path}: an old Excel workbook (.xls) cannot be read; in Excel choose File > Save As and pick "
@@ -123,21 +98,19 @@ def read_jobs_file(path: Union[str, os.PathLike[str]]) -> JobsFile:
     if not text.strip():
         raise JobsFileError(empty)
     if suffix == ".csv" or (suffix != ".json" and not text.lstrip().startswith("[")):
-        jobs, origins = _read_csv(path, text, encoding == _UTF16)
-        return JobsFile(jobs, origins, encoding, "csv")
-    jobs, origins = _read_json(path, text)
-    return JobsFile(jobs, origins, encoding, "json")
+        return JobsFile(*_read_csv(path, text, encoding == "UTF-16"), encoding, "csv")
+    return JobsFile(*_read_json(path, text), encoding, "json")
 
 
 def _decode(path: Path, data: bytes) -> Tuple[str, str]:
     """The text and the name of its encoding: a byte-order mark decides,
     else UTF-8, else cp949."""
     if data.startswith(codecs.BOM_UTF8):
-        attempts = [("utf-8-sig", _UTF8_BOM)]
+        attempts = [("utf-8-sig", "UTF-8 with BOM")]
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        attempts = [("utf-16", _UTF16)]
+        attempts = [("utf-16", "UTF-16")]
     else:
-        attempts = [("utf-8", _UTF8), ("cp949", _CP949)]
+        attempts = [("utf-8", "UTF-8"), ("cp949", _CP949)]
     for codec, label in attempts:
         try:
             text = data.decode(codec)
@@ -231,25 +204,26 @@ def _read_table(path: Path, rows: _Rows) -> Tuple[List[Dict[str, Any]], List[str
         padded = list(cells) + [None] * (len(header) - len(cells))
         job: Dict[str, Any] = {}
         for name, cell in zip(header, padded):
+            at = f"{where}, column {name}"
             if name == "text":
-                job[name] = "" if cell is None else _as_text(path, f"{where}, column {name}", cell)
+                job[name] = "" if cell is None else _as_text(path, at, cell)
             elif _blank(cell):
                 if name in REQUIRED_FIELDS:
                     job[name] = ""  # for the validator to say it must not be empty
-            elif name is not None and name.lower().startswith(EXTRA_KEY + "."):
+            elif name.lower().startswith(EXTRA_KEY + "."):
                 extra = job.setdefault(EXTRA_KEY, {})  # sent as written: the service's own field
-                extra[name[len(EXTRA_KEY) + 1 :]] = _as_text(path, f"{where}, column {name}", cell).strip()
-            elif name is not None:
-                job[name] = _value(path, f"{where}, column {name}", name, cell)
+                extra[name[len(EXTRA_KEY) + 1 :]] = _as_text(path, at, cell).strip()
+            else:
+                job[name] = _value(path, at, name, cell)
         jobs.append(job)
     if not jobs:
         raise JobsFileError(f"{path}: the header is there but no job follows it")
     return jobs, [where for where, _ in data]
 
 
-def _header(path: Path, where: str, cells: Sequence[Any], data: _Rows) -> List[Optional[str]]:
-    """The column names, canonical where known; ``None`` for an unnamed,
-    empty column (spreadsheets leave those after the table)."""
+def _header(path: Path, where: str, cells: Sequence[Any], data: _Rows) -> List[str]:
+    """The column names, canonical where known; ``""`` for an unnamed, empty
+    column (spreadsheets leave those after the table)."""
     written = ["" if _blank(cell) else _as_text(path, where, cell).strip() for cell in cells]
     names = [_CANONICAL.get(name.lower(), name) for name in written]
     missing = [name for name in REQUIRED_FIELDS if name not in names]
@@ -268,12 +242,12 @@ def _header(path: Path, where: str, cells: Sequence[Any], data: _Rows) -> List[O
             raise JobsFileError(f"{path}, {where}: column {index + 1} holds cells but has no name in the header")
         if name and counts[name] > 1:
             raise JobsFileError(f"{path}, {where}: the header names the column {name!r} more than once")
-    return [name or None for name in names]
+    return names
 
 
 def _value(path: Path, where: str, name: str, cell: Any) -> Any:
     """A non-empty cell of a column other than ``text``, as the request wants it."""
-    if name in _NUMBERS:
+    if name == "uppercut":
         if isinstance(cell, (int, float)) and not isinstance(cell, bool):
             return cell
         word = str(cell).strip()

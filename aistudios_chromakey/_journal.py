@@ -1,18 +1,15 @@
 """The batch journal: what was paid for and what was saved, across runs.
 
-A small file in the output folder, ``.aistudios-chromakey.json``, records
-for each job its fingerprint, state, project key and file. It holds no
-credential and no job text.
-
-It is a log of JSON lines, one per change, each appended with a single
-write: a step costs the same whatever the batch's size (rewriting a whole
-JSON document at every step made a batch quadratic), and a run killed at
-any moment leaves at worst a torn last line, which the next run ignores.
-The two records money depends on (an export about to be sent, and the
-project key it got) are flushed to the disk before the run goes on. The log
-is compacted, one line per job, when a run opens it and when it ends.
-SQLite would also do, but a text file stays readable with any editor and
-needs nothing that might be missing from a Python build.
+``.aistudios-chromakey.json`` in the output folder records each job's
+fingerprint, state, project key and file; no credential and no job text.
+It is a log of JSON lines, one per change, each appended with one write: a
+step costs the same whatever the batch's size (rewriting a whole document at
+every step made a batch quadratic), and a kill leaves at worst a torn last
+line, which the next run ignores. The records money depends on (an export
+about to be sent, the project key it got) reach the disk before the run goes
+on. The log is compacted, one line per job, when a run opens and ends it. A
+text file (not SQLite) stays readable with any editor and needs nothing a
+Python build may lack.
 """
 
 from __future__ import annotations
@@ -38,6 +35,9 @@ logger = logging.getLogger("aistudios_chromakey")
 JOURNAL_NAME = ".aistudios-chromakey.json"
 _FORMAT = "aistudios-chromakey journal"
 _VERSION = 2
+# Only what a killed run of this library leaves: a download's temporary file
+# (".<name>.<8 hex>.part") and a journal being rewritten.
+_LEFTOVER = re.compile(r"^\..+\.[0-9a-f]{8}\.part$|^" + re.escape(JOURNAL_NAME) + r"\..+\.tmp$")
 
 
 class JobState(str, enum.Enum):
@@ -70,14 +70,6 @@ class Entry:
 
 # Records a run must not lose even to a power cut: they say what may be paid for.
 _DURABLE = frozenset({JobState.EXPORTING, JobState.SUBMITTED})
-
-
-def _whole_record(line: str) -> bool:
-    """A JSON object, complete: a record cut short never parses as one."""
-    try:
-        return isinstance(json.loads(line), dict)
-    except (ValueError, RecursionError):
-        return False
 
 
 class Journal:
@@ -133,32 +125,30 @@ class Journal:
             ) from None
         self._lines += 1
 
-    # --- opening and closing ------------------------------------------------
-
     def load(self) -> None:
         try:
-            raw = self.path.read_bytes()
+            text = self.path.read_bytes().decode("utf-8")
         except FileNotFoundError:
             return
         except OSError as error:
             raise self._unreadable(error.strerror or str(error)) from None
-        try:
-            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise self._unreadable("not UTF-8 text") from None
-        self.entries = self._read_lines(text)
-
-    def _read_lines(self, text: str) -> Dict[str, Entry]:
         lines = text.split("\n")
-        if len(lines) > 1 and lines[-1] != "" and not _whole_record(lines[-1]):
-            # Torn by a kill in the middle of an append: it never happened. A
-            # whole record that only lost its final newline (an editor saved
-            # it so) is kept: it may hold the key of a paid render. (The
-            # header is written whole, by a rename, so it is never torn.)
-            lines[-1] = ""
-        records = [self._record(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+        records = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                if line.strip():
+                    records.append(self._record(number, line))
+            except JournalError:
+                # A last line that is no whole record was torn by a kill in the
+                # middle of an append: it never happened. One that only lost its
+                # final newline (an editor saved it so) is kept: it may hold the
+                # key of a paid render. (The header, written by a rename, is never torn.)
+                if number < len(lines) or number == 1:
+                    raise
         if not records:
-            return {}
+            return
         header = records[0]
         if header.get("format") != _FORMAT:
             raise self._unreadable("not a journal of aistudios-chromakey")
@@ -173,7 +163,7 @@ class Journal:
                 entries.pop(fingerprint, None)
             else:
                 entries[fingerprint] = self._entry(record, f"line {number}")
-        return entries
+        self.entries = entries
 
     def _record(self, number: int, line: str) -> Dict[str, Any]:
         try:
@@ -262,40 +252,28 @@ def open_journal(folder: Path, keep: bool) -> Iterator[Journal]:
     """The folder's journal, locked against a second run, loaded and
     compacted; with ``keep=False`` a journal that remembers nothing."""
     journal = Journal(folder)
-    if not keep:
-        # No journal, but still the folder's one run: another run's leftover
-        # cleaning must never take this run's downloads for a killed run's.
-        with _folder_lock(folder):
-            yield journal
-        return
+    # Even without a journal, the folder's one run: another run's leftover
+    # cleaning must never take this run's downloads for a killed run's.
     with _folder_lock(folder):
+        if not keep:
+            yield journal
+            return
         journal.load()
         journal.compact()
-        remove_leftovers(folder)
+        # The temporary files a killed run of this folder left (the folder is
+        # locked: no other run is writing them).
+        removed = 0
+        for entry in os.scandir(folder):
+            if _LEFTOVER.match(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed += 1
+        if removed:
+            logger.info("removed %d temporary file(s) an earlier run left in %s", removed, folder)
         try:
             yield journal
         finally:
             journal.finish()
-
-
-# What a run of this library leaves behind when it is killed: a download's
-# temporary file (".<name>.<8 hex>.part") and a journal being rewritten.
-_LEFTOVER = re.compile(r"^\..+\.[0-9a-f]{8}\.part$|^" + re.escape(JOURNAL_NAME) + r"\..+\.tmp$")
-
-
-def remove_leftovers(folder: Path) -> int:
-    """Remove the temporary files an earlier, killed run of this folder left
-    (only names this library makes; run while the folder is locked, so no
-    other run is writing them). Returns how many were removed."""
-    removed = 0
-    for entry in os.scandir(folder):
-        if _LEFTOVER.match(entry.name) and entry.is_file(follow_symlinks=False):
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
-                removed += 1
-    if removed:
-        logger.info("removed %d temporary file(s) an earlier run left in %s", removed, folder)
-    return removed
 
 
 @contextlib.contextmanager

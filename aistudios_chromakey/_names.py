@@ -10,18 +10,15 @@ import string
 import threading
 import unicodedata
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Tuple
+from typing import Any, Callable, Mapping, Optional
 from urllib.parse import unquote, urlsplit
 
 MAX_NAME_BYTES = 150
-DEFAULT_EXTENSION = ".mp4"
+DEFAULT_EXTENSION = "mp4"
 # Windows counts the superscript digits ¹ ² ³ as digits in device names,
 # and CONIN$/CONOUT$ are the console's.
-_DEVICE_DIGITS = [str(i) for i in range(1, 10)] + ["¹", "²", "³"]
 _WINDOWS_RESERVED = frozenset(
-    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
-    + [f"COM{d}" for d in _DEVICE_DIGITS]
-    + [f"LPT{d}" for d in _DEVICE_DIGITS]
+    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"] + [port + d for port in ("COM", "LPT") for d in "123456789¹²³"]
 )
 #: The extensions a saved video keeps; any other is replaced by ``.mp4``.
 VIDEO_EXTENSIONS = frozenset({"mp4", "mov", "m4v", "webm", "mkv", "avi"})
@@ -38,21 +35,18 @@ def truncate_utf8(text: str, limit: int) -> str:
 
 def safe_filename(url: str, fallback: Optional[str] = None) -> str:
     """The file name the tutorial would use for ``url`` (the basename of its
-    path), made safe to create in any folder (see :func:`safe_name`); an
-    address without a name falls back to ``fallback`` (a project key)."""
+    path), made safe (:func:`safe_name`); ``fallback`` (a project key) for an
+    address without a name."""
     basename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
     return safe_name(re.split(r"[/\\]", basename)[-1], fallback)
 
 
 def safe_name(raw: str, fallback: Optional[str] = None) -> str:
-    """``raw`` made safe to create in any folder.
-
-    Folder separators, control and reserved characters are replaced, leading
-    dots and Windows device names are defused, the length is bounded (the
-    extension kept), and an empty result falls back to ``fallback`` or
-    ``video``. A name without a video extension (``.mp4 .mov .m4v .webm
-    .mkv .avi``) gets ``.mp4`` in place of any other.
-    """
+    """``raw`` made safe to create in any folder: folder separators, control
+    and reserved characters replaced, leading dots and Windows device names
+    defused, the length bounded (the extension kept), ``.mp4`` in place of an
+    extension that is not a video's; empty, it falls back to ``fallback`` or
+    ``video``."""
     name = _clean(raw)
     if not name and fallback:
         name = _clean(fallback)
@@ -60,25 +54,21 @@ def safe_name(raw: str, fallback: Optional[str] = None) -> str:
         name = "video"
     stem, dot, extension = name.rpartition(".")
     if not dot or not stem or not 1 <= len(extension) <= 8 or not extension.isalnum():
-        stem, extension = name, DEFAULT_EXTENSION[1:]  # no extension: one is added
+        stem, extension = name, DEFAULT_EXTENSION  # no extension: one is added
     elif extension.lower() not in VIDEO_EXTENSIONS:
-        # What was checked to be a video must not open as a program or a
-        # page (.exe, .html, .desktop) when double-clicked.
-        stem, dot, extension = _video_stem(stem)
+        # What was checked to be a video must not open as a program or a page
+        # (.exe, .html, .desktop) when double-clicked: it keeps a video
+        # extension of its own (clip.mp4 of clip.mp4.exe), else gets .mp4.
+        inner_stem, inner_dot, inner = stem.rpartition(".")
+        if inner_dot and inner_stem and inner.lower() in VIDEO_EXTENSIONS:
+            stem, extension = inner_stem, inner
+        else:
+            extension = DEFAULT_EXTENSION
     # One byte is kept for the "_" that defuses a device name.
     stem = truncate_utf8(stem, MAX_NAME_BYTES - len(extension.encode("utf-8")) - 2).rstrip(". ") or "video"
     if stem.split(".")[0].rstrip(" ").upper() in _WINDOWS_RESERVED:
         stem = "_" + stem
     return f"{stem}.{extension}"
-
-
-def _video_stem(stem: str) -> Tuple[str, str, str]:
-    """``stem`` with a video extension: its own (``clip.mp4`` of
-    ``clip.mp4.exe``), else ``.mp4``."""
-    inner_stem, dot, inner = stem.rpartition(".")
-    if dot and inner_stem and inner.lower() in VIDEO_EXTENSIONS:
-        return inner_stem, dot, inner
-    return stem, ".", DEFAULT_EXTENSION[1:]
 
 
 def _clean(raw: str) -> str:
@@ -115,25 +105,18 @@ def check_template(template: Any) -> str:
     return template
 
 
-def from_template(template: str, position: int, body: Mapping[str, Any], key: str, url: str) -> str:
-    """The file name ``template`` gives one job, made safe."""
-    values = {field: str(body.get(field, "")) for field in ("language", "model", "clothes")}
-    values["text"] = first_words(str(body.get("text", "")), _WORDS)
-    values["key"] = key
-    values["name"] = safe_filename(url, key).rpartition(".")[0]
-    raw = template.format(position=position, **values)
-    return safe_name(raw, key)  # a "/" in the template or the text becomes "_"
-
-
 def video_name(filename: Optional[str], template: Optional[str], position: int, body: Mapping[str, Any], key: str,
                url: str) -> str:  # fmt: skip
     """A job's file name: its own ``filename``, else the batch's template,
     else the tutorial's (the address's basename)."""
     if filename:
         return filename
-    if template:
-        return from_template(template, position, body, key, url)
-    return safe_filename(url, key)
+    if not template:
+        return safe_filename(url, key)
+    values = {field: str(body.get(field, "")) for field in ("language", "model", "clothes")}
+    values["text"] = first_words(str(body.get("text", "")), _WORDS)
+    values["name"] = safe_filename(url, key).rpartition(".")[0]
+    return safe_name(template.format(position=position, key=key, **values), key)  # a "/" in it becomes "_"
 
 
 def first_words(text: str, limit: int) -> str:
@@ -149,17 +132,10 @@ def first_words(text: str, limit: int) -> str:
 
 
 def check_filename(filename: Any) -> str:
-    """A file name given by the caller (a job's ``filename``): a plain name,
-    no folders (a ``ValueError`` otherwise), made safe as every name the
-    library writes is (:func:`safe_name`: control, reserved and bidi
-    characters replaced, leading dots and device names defused, ``.mp4`` in
-    place of an extension that is not a video's)."""
-    if (
-        not isinstance(filename, str)
-        or not filename.strip()
-        or filename in (".", "..")
-        or re.search(r"[/\\\x00]", filename)
-    ):
+    """A job's ``filename``: a plain name, no folders (a ``ValueError``
+    otherwise), made safe as every name the library writes (:func:`safe_name`)."""
+    plain = isinstance(filename, str) and filename.strip() and filename not in (".", "..")
+    if not plain or re.search(r"[/\\\x00]", filename):
         raise ValueError(f"filename must be a plain file name without folders, not {filename!r}")
     if len(filename.encode("utf-8")) > MAX_NAME_BYTES:
         raise ValueError(f"filename must be at most {MAX_NAME_BYTES} bytes long, not {filename[:40]!r}...")
@@ -169,23 +145,18 @@ def check_filename(filename: Any) -> str:
 _PLACING = threading.Lock()
 
 
-def place(temporary: Path, folder: Path, name: str, same: Optional[Callable[[Path], bool]] = None) -> Path:
+def place(temporary: Path, folder: Path, name: str, same: Callable[[Path], bool]) -> Path:
     """Give ``temporary`` its final name without replacing any file: ``name``,
     else ``stem-2.ext``, ``stem-3.ext``... A file already there that ``same``
     says holds these very bytes (a run killed after saving this video, before
     its journal said so) is taken as it is, rather than copied beside itself."""
-    stem, dot, extension = name.rpartition(".")
-    if not dot:
-        stem, extension = name, ""
+    stem, dot, extension = name.rpartition(".") if "." in name else (name, "", "")
     for n in range(1, 10_000):
         candidate = folder / (name if n == 1 else f"{stem}-{n}{dot}{extension}")
         try:
             os.link(temporary, candidate)
         except FileExistsError:
-            if same is not None and same(candidate):
-                os.unlink(temporary)
-                return candidate
-            continue
+            pass
         except OSError as error:
             if error.errno not in _NO_HARD_LINKS:
                 raise
@@ -194,13 +165,13 @@ def place(temporary: Path, folder: Path, name: str, same: Optional[Callable[[Pat
             # together would both find the name free. (Another process is
             # kept out of the folder by the batch's folder lock.)
             with _PLACING:
-                if candidate.exists():
-                    if same is not None and same(candidate):
-                        os.unlink(temporary)
-                        return candidate
-                    continue
-                os.replace(temporary, candidate)
-                return candidate
-        os.unlink(temporary)
-        return candidate
+                if not candidate.exists():
+                    os.replace(temporary, candidate)
+                    return candidate
+        else:
+            os.unlink(temporary)
+            return candidate
+        if same(candidate):  # taken: by these very bytes?
+            os.unlink(temporary)
+            return candidate
     raise FileExistsError(errno.EEXIST, f"too many files named like {name!r}", str(folder))

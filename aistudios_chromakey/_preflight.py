@@ -59,10 +59,9 @@ def check_adopted(adopt: Optional[Mapping[int, str]], count: int, resume: bool) 
 
 def check_catalogue(client: Client, jobs: List[Job]) -> None:
     """V3: every job's model and clothes must be in the service's catalogue,
-    checked before anything is paid for, to catch typos. A catalogue that
-    cannot be read, or is empty, is no reason to stop: one warning, and the
-    service judges the jobs itself. Credentials it refuses (the token cannot
-    be minted) or a service that cannot be reached stop the batch here."""
+    checked before anything is paid for. A catalogue that cannot be read is
+    no reason to stop (one warning; the service judges the jobs itself), but
+    refused credentials or an unreachable service stop the batch here."""
     try:
         models = client.models()
     except ServiceError as error:
@@ -81,10 +80,9 @@ MIN_FREE_BYTES = 64 * 1024 * 1024
 
 
 def check_folder(folder: Path, create: bool = True) -> None:
-    """Make sure videos can be saved in ``folder`` before any render is paid
-    for: it exists (or is created), a file can be written there, and the
-    disk has room for at least one video. ``create=False`` (a dry run)
-    leaves a missing folder missing and checks where it would be made."""
+    """Before any render is paid for: ``folder`` exists (or is created), a file
+    can be written there, and the disk has room for a video. ``create=False``
+    (a dry run) checks where a missing folder would be made instead."""
     try:
         if not create and not folder.exists():
             parent = next(p for p in folder.absolute().parents if p.exists())
@@ -109,10 +107,9 @@ def check_folder(folder: Path, create: bool = True) -> None:
 def projects_like(projects: List[Mapping[str, Any]], text: str, known: Collection[str]) -> List[Tuple[str, str, str]]:
     """``(key, name, state)`` of the listed projects that may be the lost
     export of a job whose script is ``text``: not the project of any job the
-    journal knows, and named with that text (the whole of it, or a start of
-    at least ten characters, as a shortened title would be). The list's
-    ``name`` is not documented; where it holds anything else, nothing
-    matches and the dashboard is the way."""
+    journal knows, and named with that text (all of it, or a start of ten
+    characters or more, as a shortened title). The list's ``name`` is not
+    documented; where it holds anything else, nothing matches."""
     wanted = " ".join(text.split())
     found = []
     for item in projects:
