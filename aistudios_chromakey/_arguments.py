@@ -73,9 +73,23 @@ def _batch_options(parser: argparse.ArgumentParser, out: str) -> None:
         "(default: adaptive, timed from each render's progress)")  # fmt: skip
     add("--timeout", type=_render_limit, default=DEFAULT_RENDER_TIMEOUT, metavar="SECONDS",
         help=f"seconds one render may take, 0 for no limit (default: {DEFAULT_RENDER_TIMEOUT:g})")  # fmt: skip
+    _video_options(parser, "also make each video, as it arrives, ")
     add("--json", action="store_true", help="print the summary as one JSON object, for scripts")
     add("-v", "--verbose", action="store_true", help="log every request and poll")
     add("-q", "--quiet", action="store_true", help="no progress, only the summary")
+
+
+def _video_options(parser: argparse.ArgumentParser, what: str, flag: str = "--transparent") -> None:
+    """The options that key the green away (with ffmpeg)."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument(flag, dest="transparent", choices=("webm", "mov", "png"), metavar="FORMAT",
+                        help=what + "a clip with an alpha channel: webm (VP9, for the web), mov (ProRes 4444, for "
+                        "editing suites) or png (a folder of frames); needs ffmpeg")  # fmt: skip
+    choice.add_argument(
+        "--background",
+        metavar="FILE|COLOR",
+        help=what + "a finished MP4 over this image, video or colour (#3050A0); needs ffmpeg",
+    )
 
 
 def _service_options(parser: argparse.ArgumentParser, choose_api: bool = True) -> None:
@@ -148,6 +162,15 @@ def parser() -> argparse.ArgumentParser:
     _service_options(models, choose_api=False)
     models.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     models.add_argument("-v", "--verbose", action="store_true", help="log every request")
+
+    transparent = commands.add_parser(
+        "transparent", help="key the green away from videos already downloaded (needs ffmpeg)",
+        description="Make each VIDEO a clip with an alpha channel (default: webm), or, with --background, a "
+        "finished MP4 over a background. The key colour is measured on each clip; the original is kept.",
+    )  # fmt: skip
+    transparent.add_argument("videos", nargs="+", metavar="VIDEO", help="a chroma-key MP4")
+    _video_options(transparent, "", "--format")
+    transparent.add_argument("--out", metavar="DIR", help="output folder (default: each video's own)")
 
     simulate = commands.add_parser("simulate", help="run the simulator of the service until Ctrl-C",
                                    description="Run the simulator in the foreground, for your own tests.")  # fmt: skip

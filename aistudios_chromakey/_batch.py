@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Dict, Generator, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Generator, Iterable, List, Mapping, Optional, Tuple, Union
 
 from ._client import Client
 from ._deadlines import cut_now
@@ -37,7 +37,7 @@ from ._errors import AIStudiosError, BatchError, DownloadError, ExportUncertain
 from ._events import ProgressCallback
 from ._jobs import check_jobs
 from ._journal import Entry, JobState, open_journal
-from ._life import Fetch, Run, Step, Task, life
+from ._life import Fetch, Finish, Run, Step, Task, Then, life
 from ._names import check_template
 from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT, check_timing
 from ._preflight import check_adopted, check_concurrency, check_folder, fingerprints, projects_like
@@ -64,6 +64,7 @@ def run_batch(
     filename_template: Optional[str] = None,
     adopt: Optional[Mapping[int, str]] = None,
     check_catalogue: bool = True,
+    then: Optional[Then] = None,
 ) -> List[Path]:
     """:func:`aistudios_chromakey.export_chromakeys` on ``client``."""
     checked = check_jobs(jobs, client.api, client.max_text_length)
@@ -79,7 +80,7 @@ def run_batch(
     adopted = check_adopted(adopt, len(checked), resume)
     tasks = [Task(job, f) for job, f in zip(checked, fingerprints(checked, client.api.name, client.base_url))]
     with open_journal(folder, keep=resume) as journal:
-        run = _Batch(client, journal, folder, poll_interval, timeout, on_progress, filename_template)
+        run = _Batch(client, journal, folder, poll_interval, timeout, on_progress, filename_template, then)
         try:
             run.drive(tasks, adopted, concurrency)
         except KeyboardInterrupt as interrupt:
@@ -127,7 +128,8 @@ class _Batch(Run):
             heapq.heappush(due, (0.0, next(order), life(self, task), None))
 
         for task in [task for task in waiting if task.project_key is not None]:
-            logger.info("job %d: resuming project %s from the journal", task.position, task.project_key)
+            if task.saved is None:
+                logger.info("job %d: resuming project %s from the journal", task.position, task.project_key)
             waiting.remove(task)
             start(task)
         try:
@@ -148,30 +150,56 @@ class _Batch(Run):
                 except StopIteration:
                     alive -= 1
                     continue
-                if not isinstance(wanted, Fetch):
+                if isinstance(wanted, float):
                     heapq.heappush(due, (wanted, next(order), step, None))
                 elif pool is not None:
-                    pool.start(step, wanted, self.folder, self.client)
+                    pool.start(step, wanted, self.work(wanted))
                 else:  # in turn: on this thread, as the tutorial does
-                    heapq.heappush(due, (0.0, next(order), step, self.fetch(wanted)))
+                    heapq.heappush(due, (0.0, next(order), step, self.now(wanted)))
         finally:
             if pool is not None:
                 pool.stop()  # an interrupted batch leaves no download behind
 
-    def fetch(self, wanted: Fetch) -> Union[SavedVideo, DownloadError]:
-        task, last = wanted.task, time.monotonic()  # the life has just told its start
+    def work(self, wanted: Union[Fetch, Finish]) -> Callable[[Callable[[], None]], Any]:
+        """The download or the finishing step ``wanted``, as a function of a
+        check called at each piece of progress (which may stop it)."""
+        task, folder, then = wanted.task, self.folder, self.then
+        if isinstance(wanted, Finish):
+            assert then is not None
 
-        def progress(received: int, total: Optional[int]) -> None:
+            def finish(check: Callable[[], None]) -> Any:
+                def fraction(done: float) -> None:
+                    check()
+                    task.finished = done
+
+                return then(wanted.video, fraction)
+
+            return finish
+
+        def fetch(check: Callable[[], None]) -> Any:
+            def progress(received: int, total: Optional[int]) -> None:
+                check()
+                task.received, task.total = received, total
+
+            return self.client.save_video(wanted.url, folder, wanted.name, progress=progress)
+
+        return fetch
+
+    def now(self, wanted: Union[Fetch, Finish]) -> Any:
+        """``wanted`` done on this thread, telling its progress every quarter second."""
+        kind = "finishing" if isinstance(wanted, Finish) else "downloading"
+        last = time.monotonic()  # the life has just told its start
+
+        def check() -> None:
             nonlocal last
-            task.received, task.total = received, total
             if time.monotonic() - last >= _PROGRESS_EVERY:
                 last = time.monotonic()
-                self.emit("downloading", task, progress=100.0, received=received, total=total)
+                _tell(self.emit, kind, wanted.task)
 
         try:
-            return self.client.save_video(wanted.url, self.folder, wanted.name, progress=progress)
-        except DownloadError as error:
-            return error
+            return self.work(wanted)(check)
+        except AIStudiosError as error:
+            return error if kind == "finishing" or isinstance(error, DownloadError) else DownloadError(str(error))
 
     # --- what an earlier run did ---------------------------------------------
 
@@ -188,6 +216,9 @@ class _Batch(Run):
             path = self.folder / entry.file
             task.project_key = entry.project_key
             task.saved = SavedVideo(path, entry.size or path.stat().st_size, entry.sha256 or "", entry.verified)
+            if self.then is not None and not (entry.made and (self.folder / entry.made).exists()):
+                logger.info("job %d: already downloaded (%s); finishing it", task.position, path)
+                return False  # its finishing step was not done, or not kept: only that runs
             logger.info("job %d: already downloaded (%s), skipped", task.position, path)
             self.emit("done", task, progress=100.0, skipped=True)
             return True
@@ -249,30 +280,29 @@ class _Pool:
     ``workers`` threads, named ``aistudios-download``, gone when it stops."""
 
     def __init__(self, workers: int):
-        self.running: Dict[concurrent.futures.Future[SavedVideo], Tuple[Life, Task]] = {}
+        self.running: Dict[concurrent.futures.Future[Any], Tuple[Life, Task, str]] = {}
         self.workers = workers
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._cancel = threading.Event()
         self._threads: set[int] = set()  # the workers busy with a download
 
-    def start(self, step: Life, wanted: Fetch, folder: Path, client: Client) -> None:
+    def start(self, step: Life, wanted: Union[Fetch, Finish], work: Callable[[Callable[[], None]], Any]) -> None:
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(self.workers, "aistudios-download")
-        task = wanted.task
 
-        def progress(received: int, total: Optional[int]) -> None:
+        def check() -> None:
             if self._cancel.is_set():
                 raise _Cancelled
-            task.received, task.total = received, total
 
-        def work() -> SavedVideo:
+        def run() -> Any:
             self._threads.add(threading.get_ident())
             try:
-                return client.save_video(wanted.url, folder, wanted.name, progress=progress)
+                return work(check)
             finally:
                 self._threads.discard(threading.get_ident())
 
-        self.running[self._executor.submit(work)] = (step, task)
+        kind = "finishing" if isinstance(wanted, Finish) else "downloading"
+        self.running[self._executor.submit(run)] = (step, wanted.task, kind)
 
     def wait(self, until: Optional[float], emit: Any) -> List[Tuple[Life, Any]]:
         """Wait until ``until`` (None: until a download ends) while telling
@@ -285,17 +315,17 @@ class _Pool:
             done, _ = concurrent.futures.wait(list(self.running), timeout, concurrent.futures.FIRST_COMPLETED)
             if done:
                 return [self.outcome(future) for future in done]
-            for task in [task for _, task in self.running.values()]:
-                emit("downloading", task, progress=100.0, received=task.received, total=task.total)
+            for _, task, kind in list(self.running.values()):
+                _tell(emit, kind, task)
         return []
 
-    def outcome(self, future: concurrent.futures.Future[SavedVideo]) -> Tuple[Life, Any]:
-        step, _ = self.running.pop(future)
+    def outcome(self, future: concurrent.futures.Future[Any]) -> Tuple[Life, Any]:
+        step, _, kind = self.running.pop(future)
         error = future.exception()
         if error is None:
             return step, future.result()
         if isinstance(error, AIStudiosError):
-            return step, error if isinstance(error, DownloadError) else DownloadError(str(error))
+            return step, error if kind == "finishing" or isinstance(error, DownloadError) else DownloadError(str(error))
         raise error
 
     def stop(self) -> None:
@@ -306,3 +336,10 @@ class _Pool:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
         self.running.clear()
+
+
+def _tell(emit: Any, kind: str, task: Task) -> None:
+    if kind == "finishing":
+        emit("finishing", task, progress=100.0 * task.finished)
+    else:
+        emit("downloading", task, progress=100.0, received=task.received, total=task.total)

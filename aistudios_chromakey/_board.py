@@ -31,7 +31,7 @@ from ._events import ProgressEvent
 
 Clock = Callable[[], float]
 
-RUNNING = ("submitted", "rendering", "downloading")
+RUNNING = ("submitted", "rendering", "downloading", "finishing")
 FINISHED = ("done", "skipped", "failed")
 _SPEED_WINDOW = 0.5  # seconds of download a speed is measured over, at least
 _REDRAW_EVERY = 0.1  # the live board's quickest redraw for news that changes no state
@@ -46,7 +46,7 @@ class JobView:
 
     position: int
     label: str = ""  # the user's file name, or the first words of the text
-    state: str = "waiting"  # waiting, submitted, rendering, downloading, done, skipped or failed
+    state: str = "waiting"  # waiting, submitted, rendering, downloading, finishing, done, skipped or failed
     project_key: Optional[str] = None
     percent: Optional[float] = None  # as the service last said
     service_state: Optional[str] = None  # V3's own word, such as "queued"
@@ -64,6 +64,8 @@ class JobView:
     size: Optional[int] = None
     sha256: Optional[str] = None
     error: Optional[str] = None
+    finished: float = 0.0  # how far its finishing step (a transparent clip) is, from 0 to 1
+    doing: str = "finishing"  # what the board calls that step
 
     def step(self) -> Tuple[str, int]:
         """The state and the tenth of it reached: what a plain line is printed for."""
@@ -71,6 +73,8 @@ class JobView:
             return self.state, int(self.percent // 10)
         if self.state == "downloading" and self.received is not None and self.total:
             return self.state, int(self.received * 10 // self.total)
+        if self.state == "finishing":
+            return self.state, int(self.finished * 10)
         return self.state, 0
 
     def render_percent(self, now: float) -> Tuple[float, bool]:
@@ -95,6 +99,8 @@ class JobView:
         if self.state == "downloading":
             part = self.received / self.total if self.received is not None and self.total else 0.0
             return _RENDER_SHARE + (1 - _RENDER_SHARE) * part
+        if self.state == "finishing":
+            return _RENDER_SHARE + (1 - _RENDER_SHARE) * self.finished
         return 0.0
 
 
@@ -102,7 +108,7 @@ class Board:
     """Progress of a batch on ``stream``: redrawn in place when ``live``,
     plain lines otherwise, nothing when ``quiet``. ``labels`` name the jobs
     (their file names or first words); ``concurrency`` sizes the estimate of
-    the batch's time left."""
+    the batch's time left; ``finishing`` names the batch's last step, if any."""
 
     def __init__(
         self,
@@ -114,8 +120,9 @@ class Board:
         labels: Sequence[str] = (),
         concurrency: int = 1,
         clock: Clock = time.monotonic,
+        finishing: str = "finishing",
     ):
-        self.views = [JobView(position) for position in range(1, count + 1)]
+        self.views = [JobView(position, doing=finishing) for position in range(1, count + 1)]
         for view, label in zip(self.views, labels):
             view.label = " ".join(str(label).split())
         self.stream = stream
@@ -155,7 +162,7 @@ class Board:
         if view.started is None and not event.skipped:
             view.started = now
         view.project_key = event.project_key or view.project_key
-        if event.progress is not None and event.kind != "downloading":
+        if event.progress is not None and event.kind not in ("downloading", "finishing"):
             view.percent = event.progress
         view.service_state = event.state if event.kind == "progress" else event.state or view.service_state
         if event.kind == "submitted":
@@ -165,6 +172,8 @@ class Board:
             view.seconds_left = None if event.seconds_left is None else (event.seconds_left, now)
         elif event.kind == "downloading":
             self._downloading(view, event, now)
+        elif event.kind == "finishing":
+            view.state, view.finished = "finishing", (event.progress or 0.0) / 100
         elif event.kind == "done":
             view.state = "skipped" if event.skipped else "done"
             view.path, view.size, view.sha256 = event.path, event.size, event.sha256
@@ -353,6 +362,9 @@ def _details(view: JobView, now: float) -> List[str]:
             f"{bar(part, 6)} {size_text(view.received)}{speed} {elapsed}",
             f"dl {part * 100:3.0f}% {elapsed}",
         ]
+    if view.state == "finishing":
+        return [f"{bar(view.finished, 12)} {view.doing} {view.finished * 100:3.0f}% {elapsed}",
+                f"{view.doing} {view.finished * 100:3.0f}% {elapsed}"]  # fmt: skip
     if view.state == "done":
         took = duration(view.ended - view.started) if view.ended is not None and view.started is not None else ""
         return [f"done in {took}: {view.path}", f"done in {took}", "done"]
@@ -384,6 +396,8 @@ def job_text(view: JobView, now: float) -> str:
         return f"downloading{amount}{key}  {elapsed}"
     if view.state == "submitted":
         return f"submitted{key}  {elapsed}"
+    if view.state == "finishing":
+        return f"{view.doing} {view.finished * 100:3.0f}%{key}  {elapsed}"
     if view.state == "done":
         return f"done {view.path}  {elapsed}"
     if view.state == "skipped":

@@ -16,6 +16,7 @@ import functools
 import json
 import logging
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -35,6 +36,15 @@ from ._jobsfile import JobsFileError, read_jobs_file
 from ._names import check_template, first_words
 from ._preflight import check_folder
 from .simulator import Simulator
+from .video import (
+    FFmpegMissing,
+    InvalidVideoInput,
+    VideoError,
+    check_background,
+    check_ffmpeg,
+    composite,
+    make_transparent,
+)
 
 logger = logging.getLogger("aistudios_chromakey")
 
@@ -78,8 +88,12 @@ def _run_batch(jobs: List[Dict[str, Any]], origins: List[str], credentials: Give
     live = sys.stderr.isatty() and not options.verbose
 
     labels = [job.get("filename") or first_words(str(job.get("text", "")), 30) for job in jobs]
-    board = Board(len(jobs), sys.stderr, live, options.quiet, labels=labels, concurrency=options.concurrency)
+    doing = "transparent" if options.transparent else "compositing"
+    board = Board(len(jobs), sys.stderr, live, options.quiet, labels=labels, concurrency=options.concurrency,
+                  finishing=doing)  # fmt: skip
     extra: Dict[str, Any] = {} if options.name is None else {"filename_template": options.name}
+    if options.transparent or options.background:
+        extra.update(transparent=options.transparent, background=options.background)
     if getattr(options, "adopt", None):
         extra["adopt"] = dict(options.adopt)
     if getattr(options, "no_catalogue_check", False):
@@ -102,7 +116,7 @@ def _run_batch(jobs: List[Dict[str, Any]], origins: List[str], credentials: Give
     except BatchError as error:
         errors = dict(error.failures)
         board.record_failures(errors)
-    except ValueError as error:  # an option the library refused before sending anything
+    except (ValueError, FFmpegMissing) as error:  # refused before anything was sent
         if _sent(board):
             raise
         return _usage(f"{error}; nothing was sent")
@@ -268,8 +282,63 @@ def _cmd_demo(options: argparse.Namespace) -> int:
         status = _run_batch(
             list(TUTORIAL_JOBS), [], Given(token=sim.token), options, base_url=sim.base_url, resume=False
         )
+    if status == ExitStatus.OK and not options.transparent and not options.background:
+        _demo_clips(Path(options.out) / "demo-1.mp4", say)
     say(f"finished in {time.monotonic() - started:.1f} s. With your own key: aistudios-chromakey run jobs.json")
     return status
+
+
+def _demo_clips(video: Path, say: Callable[..., None]) -> None:
+    """The green keyed away from the demo's first video, where ffmpeg is: a
+    transparent clip, a finished one over a colour, and a frame of it."""
+    try:
+        ffmpeg = check_ffmpeg("composite")
+        check_ffmpeg("webm")
+    except FFmpegMissing:
+        say("With ffmpeg the demo also keys the green away (aistudios-chromakey transparent): install it "
+            '(sudo apt install ffmpeg, brew install ffmpeg) or pip install "aistudios-chromakey[video]".')  # fmt: skip
+        return
+    clip = make_transparent(video)
+    finished = composite(video, "#3050A0")
+    frame = video.with_name(f"{video.stem}_preview.png")
+    command = [ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-ss", "1", "-i", str(finished), "-frames:v", "1"]
+    subprocess.run([*command, str(frame)], check=True, timeout=60)
+    say(f"keyed with ffmpeg: {clip} (transparent), {finished} (over a colour), {frame} (a frame of it)")
+
+
+def _cmd_transparent(options: argparse.Namespace) -> int:
+    """Key the green away from clips already downloaded, one after the other."""
+    live = sys.stderr.isatty()
+
+    def make(video: str, progress: Callable[[float], None]) -> Path:
+        if options.background:
+            return composite(video, options.background, out_dir=options.out, progress=progress)
+        return make_transparent(video, format=options.transparent or "webm", out_dir=options.out, progress=progress)
+
+    try:
+        check_ffmpeg("composite" if options.background else options.transparent or "webm")
+        if options.background:
+            check_background(options.background)
+    except (FFmpegMissing, InvalidVideoInput) as error:
+        return _usage(str(error))
+    if options.out:
+        Path(options.out).mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for video in options.videos:
+
+        def progress(fraction: float, video: str = video) -> None:
+            if live:
+                print(f"\r\x1b[2K{shown(video)}: {fraction * 100:3.0f}%", end="", file=sys.stderr, flush=True)
+
+        try:
+            made = make(video, progress=progress)
+        except (VideoError, InvalidVideoInput) as error:
+            failed += 1
+            print(("\r\x1b[2K" if live else "") + f"error: {shown(video)}: {shown(error)}", file=sys.stderr)
+            continue
+        print(("\r\x1b[2K" if live else "") + f"{shown(video)} -> {shown(made)}", file=sys.stderr)
+        print(shown(made))
+    return ExitStatus.FAILED if failed else ExitStatus.OK
 
 
 def _cmd_simulate(options: argparse.Namespace) -> int:
@@ -367,6 +436,7 @@ _COMMANDS: Dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _cmd_demo,
     "models": _cmd_models,
     "simulate": _cmd_simulate,
+    "transparent": _cmd_transparent,
 }
 
 

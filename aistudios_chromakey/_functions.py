@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator, List, Mapping, Optional, Union
+from typing import Any, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 import requests
 
@@ -17,6 +17,7 @@ from ._batch import run_batch
 from ._catalogue import Model
 from ._client import Client
 from ._events import ProgressCallback
+from ._life import Then
 from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
 from ._transport import DEFAULT_REQUEST_TIMEOUT, RequestTimeout
 
@@ -217,6 +218,8 @@ def export_chromakeys(
     filename_template: Optional[str] = None,
     adopt: Optional[Mapping[int, str]] = None,
     check_catalogue: bool = True,
+    transparent: Optional[str] = None,
+    background: Optional[Union[str, os.PathLike[str], Tuple[int, int, int]]] = None,
     client: Optional[Client] = None,
 ) -> List[Path]:
     """Export every job and download its video into ``out_dir`` (the
@@ -257,8 +260,17 @@ def export_chromakeys(
         skips the check.
     :return: the downloaded files, in the order of the jobs.
     :rtype: list[pathlib.Path]
+    :param transparent: also make each video a clip with an alpha channel
+        as it arrives: ``"webm"``, ``"mov"`` or ``"png"`` (see
+        :func:`aistudios_chromakey.video.make_transparent`; needs ffmpeg).
+    :param background: also make each video a finished MP4 over this image,
+        video or colour (``"#3050A0"``) as it arrives (see
+        :func:`aistudios_chromakey.video.composite`; needs ffmpeg). Both
+        are recorded in the journal: a re-run makes only what is missing.
     :raises InvalidJob: a job is malformed (nothing was sent).
     :raises AuthenticationError: no credential, or the service refused it.
+    :raises FFmpegMissing: ``transparent`` or ``background`` was asked for
+        and no ffmpeg can make it (nothing was sent).
     :raises JournalError: the journal cannot be read (nothing was sent).
     :raises BatchError: some jobs failed; it lists them and keeps the paths
         of those that finished.
@@ -267,10 +279,29 @@ def export_chromakeys(
 
         >>> paths = export_chromakeys(jobs, out_dir="videos", concurrency=4)
     """
+    then = _finishing(transparent, background)  # before anything is paid for: ffmpeg, the background
     settings = dict(token=token, api=api, base_url=base_url, app_id=app_id, user_key=user_key, session=session)
     with _client(client, request_timeout=request_timeout, **settings) as client:
         return run_batch(
             client, jobs, out_dir=out_dir, poll_interval=poll_interval, timeout=timeout, on_progress=on_progress,
             concurrency=concurrency, resume=resume, filename_template=filename_template, adopt=adopt,
-            check_catalogue=check_catalogue,
+            check_catalogue=check_catalogue, then=then,
         )  # fmt: skip
+
+
+def _finishing(transparent: Optional[str], background: Any) -> Optional[Then]:
+    """The batch's last step for ``transparent`` or ``background``, checked
+    (ffmpeg and its encoders, the background) before anything is sent."""
+    if transparent is None and background is None:
+        return None
+    from . import video  # only for a batch that asks for it
+
+    if transparent is not None and background is not None:
+        raise ValueError("give transparent= or background=, not both: each batch makes one of them")
+    if background is not None:
+        video.check_background(background)
+        video.check_ffmpeg("composite")
+        return lambda path, progress: video.composite(path, background, progress=progress)
+    assert transparent is not None
+    video.check_ffmpeg(transparent)
+    return lambda path, progress: video.make_transparent(path, format=transparent, progress=progress)

@@ -61,6 +61,7 @@ class Entry:
     size: Optional[int] = None
     sha256: Optional[str] = None
     verified: Optional[str] = None  # the host's checksum that the file matched, if any
+    made: Optional[str] = None  # what the batch's finishing step made of the video (a transparent clip)
 
     def line(self, fingerprint: str) -> bytes:
         fields = {k: v for k, v in asdict(self).items() if v is not None}
@@ -180,7 +181,7 @@ class Journal:
         except ValueError:
             raise self._unreadable(f"{where}: unknown state {record.get('state')!r}") from None
         position = record.get("position")
-        fields = {name: record.get(name) for name in ("project_key", "file", "size", "sha256", "verified")}
+        fields = {name: record.get(name) for name in ("project_key", "file", "size", "sha256", "verified", "made")}
         if not isinstance(position, int) or not all(
             value is None or isinstance(value, int if name == "size" else str) for name, value in fields.items()
         ):

@@ -29,7 +29,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generator, Optional, Union
+from typing import Any, Callable, Generator, Optional, Union
 
 from . import _polling as polling
 from ._answers import Progress
@@ -71,6 +71,7 @@ class Task:
     saved: Optional[SavedVideo] = None
     received: Optional[int] = None  # bytes of its video so far, while it downloads
     total: Optional[int] = None
+    finished: float = 0.0  # how far its finishing step is, from 0 to 1
     error: Optional[AIStudiosError] = None
 
     @property
@@ -89,7 +90,19 @@ class Fetch:
     name: str
 
 
-Step = Union[float, Fetch]  # a time.monotonic() to be woken at, or a download
+@dataclass(frozen=True)
+class Finish:
+    """What a life yields to have its video finished (``then``, a
+    transparent clip); the driver sends back the made file's path, or the
+    :class:`AIStudiosError`."""
+
+    task: Task
+    video: Path
+
+
+Step = Union[float, Fetch, Finish]  # a time.monotonic() to be woken at, a download, or a finishing step
+#: The batch's optional last step: the video, and a callback for the fraction done; returns what it made.
+Then = Callable[[Path, Callable[[float], None]], Path]
 
 
 @dataclass
@@ -103,6 +116,7 @@ class Run:
     timeout: Optional[float]
     on_progress: Optional[ProgressCallback]
     filename_template: Optional[str]
+    then: Optional[Then] = None
     accepted: int = 0  # exports accepted in this run
     queued: int = 0  # the other lives waiting for the thread while one runs
 
@@ -131,9 +145,10 @@ class Run:
 
 
 def life(run: Run, task: Task) -> Generator[Step, Any, None]:
-    """One job: ask for the render, poll until it is done, download it."""
+    """One job: ask for the render, poll until it is done, download it
+    (and finish it, when the batch has a ``then``)."""
     refreshes, watch = 0, None
-    while True:
+    while task.saved is None:
         # 1. Ask for the render, unless an earlier run's was recorded.
         if task.project_key is None:
             if not (yield from export(run, task)):
@@ -186,9 +201,25 @@ def life(run: Run, task: Task) -> Generator[Step, Any, None]:
             task.fingerprint,
             Entry(task.position, JobState.DONE, key, saved.path.name, saved.size, saved.sha256, saved.verified),
         )
-        logger.info("job %d done: %s", task.position, saved.path)
-        run.emit("done", task, progress=100.0)
+        if run.then is None:
+            logger.info("job %d done: %s", task.position, saved.path)
+            run.emit("done", task, progress=100.0)
+            return
+
+    # 4. Finish it (optional): made under a temporary name, renamed when whole.
+    assert task.saved is not None
+    made = yield Finish(task, task.saved.path)
+    if isinstance(made, AIStudiosError):
+        run.fail(task, made)
         return
+    saved = task.saved
+    run.journal.put(
+        task.fingerprint,
+        Entry(task.position, JobState.DONE, task.project_key, saved.path.name, saved.size, saved.sha256,
+              saved.verified, made.name),
+    )  # fmt: skip
+    logger.info("job %d done: %s, made %s", task.position, saved.path, made)
+    run.emit("done", task, progress=100.0)
 
 
 def _polls(run: Run, task: Task, watch: Watch) -> Generator[float, None, str]:

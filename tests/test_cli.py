@@ -276,12 +276,18 @@ def test_demo_makes_three_playable_videos(tmp_path: Path) -> None:
     result = cli("demo", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "videos").exists()  # never mixed with real runs
-    videos = sorted((tmp_path / "videos-demo").glob("*.mp4"))
+    videos = sorted((tmp_path / "videos-demo").glob("demo-?.mp4"))
     assert [v.name for v in videos] == ["demo-1.mp4", "demo-2.mp4", "demo-3.mp4"]
     assert "3 of 3 done" in result.stdout
+    if shutil.which("ffmpeg"):  # the green keyed away: a transparent clip, a composite and a frame of it
+        made = ["demo-1.webm", "demo-1_composite.mp4", "demo-1_preview.png"]
+        assert all((tmp_path / "videos-demo" / name).stat().st_size > 0 for name in made)
+    else:
+        assert 'pip install "aistudios-chromakey[video]"' in result.stderr
+    before = sorted((tmp_path / "videos-demo").iterdir())
     again = cli("demo", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert sorted((tmp_path / "videos-demo").glob("*.mp4")) == videos  # replaced, not three more
+    assert sorted((tmp_path / "videos-demo").iterdir()) == before  # replaced, not three more
     assert all(v.read_bytes()[4:8] == b"ftyp" for v in videos)
     if shutil.which("ffprobe"):
         for video in videos:
