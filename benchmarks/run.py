@@ -40,6 +40,7 @@ SCRIPTS = [
     ("scale", "How does wall time scale with jobs and concurrency?"),
     ("downloads_in_batch", "Does a batch of large videos use the bandwidth it has?"),
     ("chaos", "Does a batch SIGKILLed at random moments, then run again, ever pay twice?"),
+    ("keying", "How well and how fast does the keyer take the green away, beside ffmpeg's chromakey?"),
 ]
 
 
