@@ -371,7 +371,7 @@ def _details(view: JobView, now: float) -> List[str]:
     if view.state == "skipped":
         return [f"already downloaded: {view.path}", "already downloaded"]
     if view.state == "failed":
-        return [f"FAILED: {view.error}", "FAILED"]
+        return [f"FAILED: {view.error}", "FAILED (the reason is above)", "FAILED"]
     if view.state == "submitted":
         return [f"exported, waiting for the render {elapsed}", f"exported {elapsed}"]
     return ["waiting"]
