@@ -13,8 +13,9 @@ from typing import Callable, Optional, TextIO
 class ProgressEvent:
     """One step of one job.
 
-    :ivar kind: ``"submitted"``, ``"progress"``, ``"downloading"``, ``"done"``
-        or ``"failed"``.
+    :ivar kind: ``"submitted"``, ``"progress"``, ``"downloading"``,
+        ``"finishing"`` (making the clip ``transparent=`` or ``background=``
+        asked for; ``progress`` is its percent), ``"done"`` or ``"failed"``.
     :ivar position: the job's 1-based position in a batch, or ``None``.
     :ivar project_key: the project key, once the export was accepted.
     :ivar progress: the render's progress in percent, when known.
