@@ -140,8 +140,8 @@ class _Batch(Run):
                     for step, outcome in pool.wait(due[0][0] if due else None, self.emit):
                         heapq.heappush(due, (0.0, next(order), step, outcome))
                 if not due or due[0][0] > time.monotonic():
-                    if pool is None and due:
-                        time.sleep(due[0][0] - time.monotonic())
+                    if due and not (pool and pool.running):  # nothing to wait for but the next life
+                        time.sleep(max(0.0, due[0][0] - time.monotonic()))
                     continue
                 _, _, step, value = heapq.heappop(due)
                 self.queued = len(due)
@@ -172,7 +172,12 @@ class _Batch(Run):
                     check()
                     task.finished = done
 
-                return then(wanted.video, fraction)
+                try:
+                    return then(wanted.video, fraction)
+                except (AIStudiosError, _Cancelled):
+                    raise
+                except Exception as error:  # ffmpeg gone, a full disk...: this job's failure, not the batch's
+                    raise AIStudiosError(f"finishing {wanted.video.name}: {type(error).__name__}: {error}") from None
 
             return finish
 
@@ -297,6 +302,7 @@ class _Pool:
         def run() -> Any:
             self._threads.add(threading.get_ident())
             try:
+                check()  # a batch that stopped starts nothing more
                 return work(check)
             finally:
                 self._threads.discard(threading.get_ident())
@@ -334,7 +340,7 @@ class _Pool:
         for thread in list(self._threads):
             cut_now(thread)  # a read waiting on a slow host ends now, not at its timeout
         if self._executor is not None:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=True, cancel_futures=True)
         self.running.clear()
 
 

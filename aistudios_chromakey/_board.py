@@ -570,7 +570,7 @@ def summary(board: Board, columns: int = 80, encoding: str = "utf-8") -> str:
     room = max(columns - len(head), 10)
     for view, cell in cells:
         state = view.state if view.state in FINISHED else "not run"
-        key = f"{view.project_key or '-':<{keys}}  " if wide else ""
+        key = f"{as_printed(shown(view.project_key or '-'), encoding):<{keys}}  " if wide else ""
         start = f"{view.position:>{number}}  {state:<7}  {key}"
         if view.state in ("done", "skipped") and view.path is not None:
             size = f" ({size_text(view.size)})" if view.size else ""
@@ -583,7 +583,8 @@ def summary(board: Board, columns: int = 80, encoding: str = "utf-8") -> str:
             lines.extend(" " * 4 + line for line in wrap(cell, max(columns - 4, 10), encoding))
         if not wide and view.project_key and view.project_key not in cell:
             told = f"project key {view.project_key}"
-            lines.append(" " * 4 + (told if len(told) <= columns - 4 else f"key {view.project_key}"))
+            told = told if shown_width(told, encoding) <= columns - 4 else f"key {view.project_key}"
+            lines.append(" " * 4 + fit(told, columns - 4, encoding))
     totals = totals_of(board)
     line = f"{totals['done']} of {totals['jobs']} done" + (f", {totals['failed']} failed" if totals["failed"] else "")
     line += f"; exported in this run: {totals['exported']}"

@@ -302,6 +302,7 @@ def _finishing(transparent: Optional[str], background: Any) -> Optional[Then]:
         video.check_background(background)
         video.check_ffmpeg("composite")
         return lambda path, progress: video.composite(path, background, progress=progress)
-    assert transparent is not None
+    if transparent not in ("webm", "mov", "png"):
+        raise ValueError(f"transparent must be 'webm', 'mov' or 'png', not {transparent!r}")
     video.check_ffmpeg(transparent)
     return lambda path, progress: video.make_transparent(path, format=transparent, progress=progress)

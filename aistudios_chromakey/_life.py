@@ -191,6 +191,7 @@ def life(run: Run, task: Task) -> Generator[Step, Any, None]:
                 # Signed addresses expire: the progress answer carries a fresh one.
                 refreshes += 1
                 logger.warning("job %d: the video address was refused (%s); asking again", task.position, outcome)
+                watch = None  # a finished render: its fresh address is asked for, whatever its deadline
                 continue
             run.fail(task, outcome)
             return

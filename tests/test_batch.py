@@ -844,3 +844,25 @@ def test_a_failed_answer_is_told_at_once_though_only_a_persisting_one_fails_the_
     kinds = [(e.kind, e.state) for e in events]
     doubted = kinds.index(("progress", "the service says it failed; asking again"))
     assert doubted < kinds.index(("failed", None))  # shown before the failure persists
+
+
+def test_a_concurrent_batch_waits_for_its_renders_without_spinning(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    sim.plan(*[RenderPlan(seconds=2.0) for _ in jobs])
+    cpu, wall = time.process_time(), time.monotonic()
+    export_chromakeys(jobs, SECRET, base_url=sim.base_url, out_dir=tmp_path, concurrency=3)
+    cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    # Mostly asleep between polls (the simulator in this process included): a busy loop takes a whole core.
+    assert cpu < 0.5 * wall, (cpu, wall)
+
+
+def test_a_fresh_address_is_asked_for_even_after_the_renders_deadline(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    sim.plan(RenderPlan(seconds=0.5))
+    sim.fault("download", "stall", fraction=0.5, seconds=1.2)  # the first download outlives the deadline...
+    sim.fault("download", "status", status=403)  # ...and its resume is refused: the signed address expired
+    paths = export_chromakeys(jobs[:1], SECRET, base_url=sim.base_url, out_dir=tmp_path, poll_interval=0.05,
+                              timeout=1.0)  # fmt: skip
+    assert paths[0].read_bytes() == sim.video(sim.exports[0].key) and len(sim.exports) == 1

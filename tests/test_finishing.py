@@ -95,3 +95,34 @@ def test_the_command_line_makes_clips_in_a_run_and_from_files(
     assert (tmp_path / "out" / f"{video.stem}.webm").is_file() and made.stdout.strip().endswith(".webm")
     missing = cli("transparent", str(tmp_path / "nope.mp4"), cwd=tmp_path)
     assert missing.returncode == 1 and "no such file" in missing.stderr
+
+
+def test_a_format_no_clip_has_is_refused_before_anything_is_sent(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="transparent must be 'webm', 'mov' or 'png'"):
+        export_chromakeys(jobs, SECRET, out_dir=tmp_path, transparent="composite", **fast)
+    assert sim.log == []
+
+
+@needs_ffmpeg
+def test_a_clip_that_cannot_be_made_fails_its_job_alone(
+    sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aistudios_chromakey import BatchError, video
+
+    real = video.make_transparent
+
+    def full_disk(path: Path, **options: Any) -> Path:
+        if "2" in path.stem:
+            raise OSError(28, "No space left on device")
+        return real(path, **options)
+
+    monkeypatch.setattr(video, "make_transparent", full_disk)
+    with pytest.raises(BatchError) as failed:
+        export_chromakeys(jobs, SECRET, out_dir=tmp_path, transparent="webm", filename_template="job-{position}",
+                          concurrency=2, **fast)  # fmt: skip
+    assert [position for position, _ in failed.value.failures] == [2]
+    assert "No space left on device" in str(failed.value)
+    assert (tmp_path / "job-1.webm").is_file() and (tmp_path / "job-3.webm").is_file()
+    assert (tmp_path / "job-2.mp4").is_file()  # the video itself is kept
