@@ -233,3 +233,12 @@ def test_the_summary_fits_the_width_paths_shortened_in_the_middle_long_reasons_o
     short(_event("submitted", 1))
     short(_event("done", 1, path=tmp_path / "a.mp4", size=10, sha256="0" * 64))
     assert "project key" in summary(short, 80).splitlines()[0]  # room: a column
+
+
+def test_the_summary_cleans_and_cuts_project_keys_on_a_narrow_terminal() -> None:
+    board, _, _ = _board(1)
+    board(ProgressEvent("submitted", position=1, project_key="k\x1b]52;c;aGk=\x07" + "9" * 30))
+    board(ProgressEvent("done", position=1, project_key=None, path=Path("videos/a.mp4"), size=10, sha256="0" * 64))
+    text = summary(board, 30)
+    assert "\x1b" not in text and "\x07" not in text  # the service's key cannot drive the terminal
+    assert all(width(line) <= 30 for line in text.splitlines())
