@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import signal
+import socket
 from typing import Any, Dict, Iterator, List
 
 import pytest
@@ -55,3 +56,12 @@ def jobs() -> List[Dict[str, Any]]:
 def fast(sim: Simulator) -> Dict[str, Any]:
     """Keyword arguments pointing a call at the simulator with quick polling."""
     return {"base_url": sim.base_url, "poll_interval": 0.05}
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A loopback port held for the test, bound and never listening: a
+    connection to it is refused, and no other test's server can take it."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]

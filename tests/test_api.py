@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import socket
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterator, List
@@ -360,10 +359,8 @@ def test_a_redirected_export_is_not_followed(sim: Simulator, jobs: List[Dict[str
     assert len(sim.requests("api")) == 1
 
 
-def test_a_service_that_cannot_be_reached_sent_nothing(jobs: List[Dict[str, Any]]) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def test_a_service_that_cannot_be_reached_sent_nothing(jobs: List[Dict[str, Any]], refused_port: int) -> None:
+    port = refused_port
     with pytest.raises(ServiceError, match="nothing was sent"):
         request_export(jobs[0], SECRET, base_url=f"http://127.0.0.1:{port}")
 

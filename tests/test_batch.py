@@ -605,13 +605,9 @@ def test_a_full_disk_is_refused_before_paying(
 
 
 def test_a_host_that_refuses_connections_stops_the_batch_with_one_message(
-    jobs: List[Dict[str, Any]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    jobs: List[Dict[str, Any]], tmp_path: Path, caplog: pytest.LogCaptureFixture, refused_port: int
 ) -> None:
-    import socket
-
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = refused_port
     caplog.set_level(logging.DEBUG, logger="aistudios_chromakey")
     with pytest.raises(ServiceError, match=r"connection was refused.*nothing was sent") as caught:
         export_chromakeys(jobs * 3, SECRET, base_url=f"http://127.0.0.1:{port}", out_dir=tmp_path)

@@ -8,7 +8,6 @@ import pty
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -655,16 +654,13 @@ def test_a_service_that_moved_stops_the_batch_and_exits_2(
     [("legacy", ["run"]), ("v3", ["run"]), ("v3", ["models"]), ("v3", ["run", "--dry-run"])],
 )
 def test_a_service_that_cannot_be_reached_stops_the_batch_and_exits_2(
-    jobs: List[Dict[str, Any]], tmp_path: Path, api: str, command: List[str]
+    jobs: List[Dict[str, Any]], tmp_path: Path, api: str, command: List[str], refused_port: int
 ) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     arguments = command[:1] + ([str(_json_file(tmp_path, jobs))] if command[0] == "run" else []) + command[1:]
     # V3: the token cannot be minted, once, for the whole batch, the model list and a dry run.
     v3 = {"AISTUDIOS_APP_ID": "sim-app-id", "AISTUDIOS_USER_KEY": "sim-user-key"}
     options = {"key": None, "env": v3} if api == "v3" else {}
-    result = cli(*arguments, "--base-url", f"http://127.0.0.1:{port}", cwd=tmp_path, **options)
+    result = cli(*arguments, "--base-url", f"http://127.0.0.1:{refused_port}", cwd=tmp_path, **options)
     assert result.returncode == 2, (command, result.stderr)
     assert result.stderr.count("connection was refused") == 1, result.stderr
 

@@ -428,11 +428,9 @@ def test_a_second_run_on_a_folder_is_told_to_wait_not_to_pay_again_elsewhere(
 
 
 def test_proxies_from_the_environment_still_apply_and_no_proxy_too(
-    sim: Simulator, jobs: List[Dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+    sim: Simulator, jobs: List[Dict[str, Any]], monkeypatch: pytest.MonkeyPatch, refused_port: int
 ) -> None:
-    with socket.socket() as probe:  # a proxy that is not there
-        probe.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    dead = f"http://127.0.0.1:{refused_port}"  # a proxy that is not there
     monkeypatch.setenv("HTTP_PROXY", dead)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert request_export(jobs[0], SECRET, base_url=sim.base_url)  # NO_PROXY: straight to the service
