@@ -160,7 +160,7 @@ def download_video(
     """
     # A download needs no credential and no API address: the documented one
     # stands in, so that nothing in the environment can make this call fail.
-    settings = dict(api="legacy" if client is None else None, base_url=LEGACY.host if client is None else None)
+    settings = {} if client is not None else {"api": "legacy", "base_url": LEGACY.host}
     with _client(client, request_timeout=request_timeout, session=session, **settings) as client:
         return client.download_video(url, out_dir, filename=filename, project_key=project_key)
 
