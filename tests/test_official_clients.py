@@ -5,6 +5,8 @@ sample is an outside authority on the V3 protocol, so if it exports three
 videos from the simulator and saves exactly the bytes served, the simulator
 speaks V3 as documented. Only the host and the token are changed, and the
 token is minted from the simulator's own token endpoint, as a V3 user would.
+The sample sleeps 3 s after every poll; it runs with ``time.sleep`` made 20
+times shorter, so its tempo is the test's and everything it sends is its own.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ from aistudios_chromakey.simulator import RenderPlan, Simulator
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "seed" / "v3-official-sample.py"
 DOCUMENTED_HOST = "'https://app.deepbrain.io"
 PLACEHOLDER_TOKEN = "'##JWT##'"
-SAMPLE_TIMEOUT = 90  # seconds; the sample sleeps 3 s after every poll
+SAMPLE_TIMEOUT = 90  # seconds; about 1 s is expected
+#: Runs the sample as a script, each of its sleeps 20 times shorter (3 s -> 0.15 s).
+FASTER_SLEEPS = (
+    "import runpy, time; sleep = time.sleep; time.sleep = lambda t: sleep(t / 20); "
+    "runpy.run_path('sample.py', run_name='__main__')"
+)
 
 pytestmark = pytest.mark.skipif(not SAMPLE.is_file(), reason=f"the official sample is not here: {SAMPLE}")
 
@@ -50,7 +57,7 @@ def test_the_official_v3_sample_runs_against_the_simulator(tmp_path: Path) -> No
             aim_at(SAMPLE.read_text(encoding="utf-8"), sim.base_url, token), encoding="utf-8"
         )
         result = subprocess.run(
-            [sys.executable, "sample.py"], cwd=tmp_path, capture_output=True, text=True, timeout=SAMPLE_TIMEOUT
+            [sys.executable, "-c", FASTER_SLEEPS], cwd=tmp_path, capture_output=True, text=True, timeout=SAMPLE_TIMEOUT
         )
         output = f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
 
