@@ -18,6 +18,7 @@ import pytest
 
 from aistudios_chromakey import __version__, request_export
 from aistudios_chromakey._board import width
+from aistudios_chromakey._cli import TUTORIAL_JOBS
 from aistudios_chromakey.simulator import RenderPlan, Simulator
 
 from .conftest import SECRET, default_signal_handling
@@ -272,21 +273,22 @@ def test_a_malformed_base_url_is_a_usage_error(jobs: List[Dict[str, Any]], tmp_p
 
 
 def test_demo_makes_three_playable_videos(tmp_path: Path) -> None:
+    # A last demo's files are there: they are replaced, the folder does not grow.
+    (tmp_path / "videos-demo").mkdir()
+    made = ["demo-1.webm", "demo-1_composite.mp4", "demo-1_preview.png"] if shutil.which("ffmpeg") else []
+    for name in ["demo-1.mp4", "demo-2.mp4", "demo-3.mp4", *made]:
+        (tmp_path / "videos-demo" / name).write_bytes(b"the last demo's")
     result = cli("demo", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "videos").exists()  # never mixed with real runs
     videos = sorted((tmp_path / "videos-demo").glob("demo-?.mp4"))
     assert [v.name for v in videos] == ["demo-1.mp4", "demo-2.mp4", "demo-3.mp4"]
     assert "3 of 3 done" in result.stdout
-    if shutil.which("ffmpeg"):  # the green keyed away: a transparent clip, a composite and a frame of it
-        made = ["demo-1.webm", "demo-1_composite.mp4", "demo-1_preview.png"]
-        assert all((tmp_path / "videos-demo" / name).stat().st_size > 0 for name in made)
+    if made:  # the green keyed away: a transparent clip, a composite and a frame of it
+        assert all((tmp_path / "videos-demo" / name).stat().st_size > 100 for name in made)
     else:
         assert 'pip install "aistudios-chromakey[video]"' in result.stderr
-    before = sorted((tmp_path / "videos-demo").iterdir())
-    again = cli("demo", cwd=tmp_path)
-    assert again.returncode == 0, again.stderr
-    assert sorted((tmp_path / "videos-demo").iterdir()) == before  # replaced, not three more
+    assert sorted(path.name for path in (tmp_path / "videos-demo").iterdir()) == sorted([v.name for v in videos] + made)
     assert all(v.read_bytes()[4:8] == b"ftyp" for v in videos)
     if shutil.which("ffprobe"):
         for video in videos:
@@ -457,12 +459,11 @@ def test_a_rerun_says_what_it_skipped_and_what_it_exported(
 
 def test_a_terminal_that_cannot_show_korean_never_fails_a_run(sim: Simulator, tmp_path: Path) -> None:
     ascii_only = {"PYTHONIOENCODING": "ascii", "LC_ALL": "C", "LANG": "C"}
-    demo = cli("demo", cwd=tmp_path, env=ascii_only)
-    assert demo.returncode == 0, demo.stderr
-    assert "3 of 3 done" in demo.stdout
-    jobs = [{"language": "ko", "text": "안녕", "model": "M000004017", "clothes": "BG00006160", "filename": "인사.mp4"}]
+    # The demo's jobs (Korean texts, so Korean names on the board), one with a Korean file name.
+    jobs = [*TUTORIAL_JOBS[:2], {**TUTORIAL_JOBS[2], "filename": "인사.mp4"}]
     run = _run(sim, _json_file(tmp_path, jobs), "--out", "영상", env=ascii_only)
     assert run.returncode == 0, run.stderr
+    assert "3 of 3 done" in run.stdout
     assert "\\uc601\\uc0c1" in run.stdout  # the folder's name, escaped rather than a crash
     assert (tmp_path / "영상" / "인사.mp4").is_file()
 
