@@ -119,7 +119,8 @@ def test_a_failed_job_exits_1_and_the_summary_names_it(
     sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    sim.plan(RenderPlan(seconds=0.1), RenderPlan(seconds=0.1, fail_at=0), RenderPlan(seconds=0.1))
+    reason = "the text has a word the avatar cannot say in the chosen language and voice"
+    sim.plan(RenderPlan(seconds=0.1), RenderPlan(reject=reason), RenderPlan(seconds=0.1))
     result = _run_here(sim, _json_file(tmp_path, jobs), monkeypatch=monkeypatch, capsys=capsys)
     assert result.returncode == 1
     key = sim.exports[1].key
@@ -532,7 +533,8 @@ def test_json_prints_one_object_for_scripts(
     sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    sim.plan(RenderPlan(seconds=0.1), RenderPlan(seconds=0.1, fail_at=0), RenderPlan(seconds=0.1))
+    reason = "the text has a word the avatar cannot say in the chosen language and voice"
+    sim.plan(RenderPlan(seconds=0.1), RenderPlan(reject=reason), RenderPlan(seconds=0.1))
     result = _run_here(sim, _json_file(tmp_path, jobs), "--json", "-q", monkeypatch=monkeypatch, capsys=capsys)
     assert result.returncode == 1
     data = json.loads(result.stdout)
@@ -762,11 +764,13 @@ def test_an_ascii_terminal_with_korean_names_keeps_an_exact_board(sim: Simulator
 def test_the_summary_fits_a_40_column_terminal_through_the_console_script(
     sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
 ) -> None:
-    sim.plan(RenderPlan(seconds=0.1), RenderPlan(seconds=0.1, fail_at=0), RenderPlan(seconds=0.1))
+    reason = "the text has a word the avatar cannot say in the chosen language and voice"
+    sim.plan(RenderPlan(seconds=0.1), RenderPlan(reject=reason), RenderPlan(seconds=0.1))
     jobs[0]["filename"] = "안녕하세요-저는-첫번째-작업입니다-아주-긴-이름.mp4"
     result = _run(sim, _json_file(tmp_path, jobs), env={"COLUMNS": "40"})
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert all(width(line) <= 40 for line in lines), lines
     assert "..." in result.stdout and sim.exports[0].key in result.stdout  # shortened name, key kept
+    assert reason in " ".join(result.stdout.split())  # the reason whole, on lines of its own
     assert "Run the same command again to retry job 2" in result.stderr
