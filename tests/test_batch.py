@@ -185,7 +185,8 @@ def test_concurrency_keeps_at_most_n_renders_on_the_service(
     sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path, concurrency: int
 ) -> None:
     batch = _six_jobs(jobs)
-    sim.plan(*[RenderPlan(seconds=1) for _ in batch])
+    # Renders long enough for three exports to overlap; one at a time, shorter ones prove it.
+    sim.plan(*[RenderPlan(seconds=1 if concurrency > 1 else 0.3) for _ in batch])
     paths = export_chromakeys(batch, SECRET, out_dir=tmp_path, concurrency=concurrency, **fast)
     assert sim.max_in_flight() == concurrency
     assert len(sim.exports) == 6
@@ -431,11 +432,12 @@ def test_rate_limits_beyond_the_retries_pause_the_batch_instead_of_failing_it(
     sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
 ) -> None:
     sim.plan(*[RenderPlan(seconds=0.5) for _ in jobs])
-    sim.fault("progress", "status", status=429, retry_after="1", times=7)  # more than one poll's retries
+    limited_polls = 4  # one poll tries at most 3 times on a 429
+    sim.fault("progress", "status", status=429, retry_after="1", times=limited_polls)
     paths = export_chromakeys(jobs, SECRET, out_dir=tmp_path, base_url=sim.base_url, concurrency=3, poll_interval=0.1)
     assert [p.read_bytes() for p in paths] == [sim.video(e.key) for e in sim.exports]
     polls = sim.polls()
-    for limited, following in zip(polls[:7], polls[1:8]):
+    for limited, following in zip(polls[:limited_polls], polls[1 : limited_polls + 1]):
         assert following.time - limited.time >= 1.0  # nobody polled during a pause
 
 
