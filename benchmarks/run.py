@@ -30,6 +30,7 @@ from benchmarks import _common as common
 
 #: (script, the question it answers), in the order they run.
 SCRIPTS = [
+    ("structure", "What shape is the package: import circles, imports back up, lines?"),
     ("batches", "How long does a batch take, and what does its polling cost?"),
     ("polling", "Does adaptive polling beat the tutorial's fixed 3 s?"),
     ("throughput", "How fast does download_video save a large video, against curl, and where does the time go?"),
