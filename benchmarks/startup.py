@@ -5,7 +5,7 @@ Each a fresh process from the repository root, the commands interleaved,
 after a warm-up round that fills a bytecode cache kept in a temporary folder
 (PYTHONPYCACHEPREFIX), so no run compiles source. "Process" is start to exit;
 "import alone" is perf_counter() around the import inside the process.
-Median and best of 7 (``--quick``: 5); ratios use the best run (other load
+Median and best of 7 (``--quick``: 3); ratios use the best run (other load
 can only add time). ``--version`` runs the installed console script
 (``aistudios-chromakey`` beside this Python) when there is one, with this
 repository first on PYTHONPATH, else ``python -m aistudios_chromakey``.
@@ -88,7 +88,7 @@ def beyond(arguments: List[str], base: List[str]) -> str:
 
 def main() -> int:
     flags = common.options(__doc__)
-    runs = 5 if flags.quick else 7
+    runs = 3 if flags.quick else 7
     results = measure(runs)
     _, version = common.python(COMMANDS["`aistudios-chromakey --version`"])
     base_process = min(results["`import requests`"][0])

@@ -140,6 +140,21 @@ def test_a_blue_backdrop_is_keyed_as_blue(tmp_path: Path) -> None:
 
 
 @needs_ffmpeg
+def test_a_soft_edge_stays_soft_and_in_place(tmp_path: Path) -> None:
+    """A teal box from x=60 to 99, blurred: across each side the alpha rises
+    steadily through several partial values, and is half way at the box's edge."""
+    video = tmp_path / "soft.mp4"
+    source = "color=c=0x28AA46:s=160x96:r=10:d=0.5,drawbox=60:20:40:56:0x008080:fill,gblur=sigma=2"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", source, str(video)], check=True)
+    pixel = _frame(make_transparent(video, format="png") / "%06d.png")
+    for columns, edge in ((range(54, 66), (59, 60)), (range(105, 93, -1), (99, 100))):
+        alphas = [pixel(x, 48)[3] for x in columns]
+        assert alphas == sorted(alphas) and alphas[0] == 0 and alphas[-1] == 255, alphas
+        assert sum(0 < a < 255 for a in alphas) >= 2, alphas
+        assert next(x for x, a in zip(columns, alphas) if a >= 128) in edge, alphas
+
+
+@needs_ffmpeg
 @needs_ffprobe
 @pytest.mark.parametrize("background", ["#3050A0", "image", "video"])
 def test_composite_is_h264_with_audio_at_the_clips_length(folder: Path, background: str) -> None:
