@@ -13,8 +13,8 @@ open), with its connections and its V3 access token.
 
 The settings every function takes, besides ``client``:
 
-* ``token``: the legacy API key (or a ready V3 access token); default
-  ``$AISTUDIOS_API_KEY``.
+* ``token``: the legacy API key (or a ready V3 access token, with
+  ``api="v3"``); default ``$AISTUDIOS_API_KEY``.
 * ``app_id``, ``user_key``: V3's AppId and UserKey from your profile
   (default ``$AISTUDIOS_APP_ID``, ``$AISTUDIOS_USER_KEY``); access tokens
   are minted from them and renewed.
@@ -23,7 +23,7 @@ The settings every function takes, besides ``client``:
 * ``base_url``: ``scheme://host[:port]`` of the service, or ``"cn"`` (V3's
   China service); default ``$AISTUDIOS_BASE_URL``, else the documented host.
 * ``session``: a ``requests.Session`` whose settings (proxies, TLS,
-  certificates, headers) to use; never its credentials.
+  certificates, cookies, headers) to use; never its adapters or credentials.
 * ``request_timeout``: seconds to connect and to wait for an answer, one
   number or a ``(connect, read)`` pair.
 """
@@ -53,27 +53,8 @@ from ._version import VERSION as __version__  # noqa: N811 (the dunder is the co
 logging.getLogger("aistudios_chromakey").addHandler(logging.NullHandler())
 
 __all__ = [
-    "AIStudiosError",
-    "AuthenticationError",
-    "BatchError",
-    "Client",
-    "Clothes",
-    "DownloadError",
-    "ExportRejected",
-    "ExportUncertain",
-    "InvalidJob",
-    "JournalError",
-    "Model",
-    "ProgressEvent",
-    "RateLimited",
-    "RenderFailed",
-    "RenderTimeout",
-    "ServiceError",
-    "__version__",
-    "download_video",
-    "export_chromakeys",
-    "list_models",
-    "request_export",
-    "show_progress",
-    "wait_for_video",
-]
+    "AIStudiosError", "AuthenticationError", "BatchError", "Client", "Clothes", "DownloadError", "ExportRejected",
+    "ExportUncertain", "InvalidJob", "JournalError", "Model", "ProgressEvent", "RateLimited", "RenderFailed",
+    "RenderTimeout", "ServiceError", "__version__", "download_video", "export_chromakeys", "list_models",
+    "request_export", "show_progress", "wait_for_video",
+]  # fmt: skip

@@ -14,15 +14,12 @@ class AIStudiosError(Exception):
 
 
 class InvalidJob(AIStudiosError, ValueError):
-    """A job is malformed; raised before anything is sent or paid for.
-
-    :ivar position: the job's 1-based position in the batch (``None`` for a single job).
-    :ivar field: the offending field, or ``None`` when the whole job is wrong."""
+    """A job is malformed (at its 1-based ``position`` in the batch, ``None``
+    for a single job; ``field``, or ``None`` for the whole job); raised
+    before anything is sent or paid for."""
 
     def __init__(self, message: str, *, position: Optional[int] = None, field: Optional[str] = None):
-        where = f"job {position}" if position is not None else "job"
-        if field is not None:
-            where += f", field {field!r}"
+        where = ("job" if position is None else f"job {position}") + ("" if field is None else f", field {field!r}")
         super().__init__(f"{where}: {message}")
         self.position = position
         self.field = field
@@ -34,10 +31,9 @@ class AuthenticationError(AIStudiosError):
 
 class ServiceError(AIStudiosError):
     """The service could not be reached, or answered something unusable (an
-    HTTP error, not JSON, JSON without the expected fields).
-
-    :ivar status: the HTTP status, when there was an answer.
-    :ivar unreachable: True when no connection could be made at all: nothing was sent."""
+    HTTP error, not JSON, JSON without the expected fields). ``status`` is
+    the HTTP status, when there was an answer; ``unreachable`` is True when
+    no connection could be made at all: nothing was sent."""
 
     def __init__(self, message: str, *, status: Optional[int] = None, unreachable: bool = False):
         super().__init__(message)
@@ -46,9 +42,8 @@ class ServiceError(AIStudiosError):
 
 
 class RateLimited(ServiceError):
-    """The service still answered 429 (too many requests) after the retries.
-
-    :ivar retry_after: the seconds its last ``Retry-After`` asked for, if any."""
+    """The service still answered 429 (too many requests) after the retries;
+    ``retry_after``: the seconds its last ``Retry-After`` asked for, if any."""
 
     def __init__(self, message: str, *, status: Optional[int] = 429, retry_after: Optional[float] = None):
         super().__init__(message, status=status)
@@ -57,9 +52,8 @@ class RateLimited(ServiceError):
 
 class ExportRejected(AIStudiosError):
     """The service refused an export request (``success: false`` for an
-    unknown model...); nothing was rendered or charged.
-
-    :ivar moved: True for a redirect (the service moved): every export there would be refused."""
+    unknown model...); nothing was rendered or charged. ``moved`` is True for
+    a redirect (the service moved): every export there would be refused."""
 
     def __init__(self, message: str, *, moved: bool = False):
         super().__init__(message)
@@ -82,9 +76,8 @@ class RenderTimeout(AIStudiosError, TimeoutError):
 
 class DownloadError(AIStudiosError):
     """A video could not be downloaded whole, or what arrived was not a video;
-    nothing is left under the final file name.
-
-    :ivar status: the download host's HTTP status, when it refused."""
+    nothing is left under the final file name. ``status``: the download
+    host's HTTP status, when it refused."""
 
     def __init__(self, message: str, *, status: Optional[int] = None):
         super().__init__(message)
@@ -92,11 +85,10 @@ class DownloadError(AIStudiosError):
 
 
 class JournalError(AIStudiosError):
-    """The output folder or its batch journal cannot be used.
-
-    :ivar nothing_sent: True (the usual case) when found before anything was
-        sent; False when the journal could not be written mid-batch, which then
-        stopped so that nothing is paid for twice."""
+    """The output folder or its batch journal cannot be used. ``nothing_sent``
+    is True (the usual case) when found before anything was sent; False when
+    the journal could not be written mid-batch, which then stopped so that
+    nothing is paid for twice."""
 
     def __init__(self, message: str, *, nothing_sent: bool = True):
         super().__init__(message)
@@ -104,10 +96,9 @@ class JournalError(AIStudiosError):
 
 
 class BatchError(AIStudiosError):
-    """Some jobs of a batch failed; the others finished.
-
-    :ivar failures: ``(position, error)`` for each failed job, positions 1-based.
-    :ivar paths: per job, in order: the downloaded file, or ``None`` for a job that failed."""
+    """Some jobs of a batch failed; the others finished. ``failures`` holds
+    ``(position, error)`` for each failed job (1-based); ``paths``, per job in
+    order, the downloaded file, or ``None`` for a job that failed."""
 
     def __init__(self, failures: Sequence[Tuple[int, BaseException]], paths: Sequence[Optional[Path]]):
         lines = [f"{len(failures)} of {len(paths)} jobs failed:"]

@@ -11,24 +11,16 @@ from typing import Callable, Optional, TextIO
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """One step of one job.
-
-    :ivar kind: ``"submitted"``, ``"progress"``, ``"downloading"``,
-        ``"finishing"`` (making the clip ``transparent=`` or ``background=``
-        asked for; ``progress`` is its percent), ``"done"`` or ``"failed"``.
-    :ivar position: the job's 1-based position in a batch, or ``None``.
-    :ivar project_key: the project key, once the export was accepted.
-    :ivar progress: the render's progress in percent, when known.
-    :ivar path: the downloaded file (``"done"``).
-    :ivar error: what went wrong (``"failed"``).
-    :ivar size: the file's size in bytes (``"done"``).
-    :ivar sha256: the file's SHA-256, in hex (``"done"``).
-    :ivar state: the service's own word for the render's state (V3), if any.
-    :ivar seconds_left: the render's estimated time left, once known.
-    :ivar received: bytes of the video received so far (``"downloading"``).
-    :ivar total: the video's size in bytes, when announced (``"downloading"``).
-    :ivar skipped: ``"done"`` for a job an earlier run finished: nothing was
-        sent or paid for it in this run.
+    """One step of one job. ``kind`` is ``"submitted"``, ``"progress"``,
+    ``"downloading"`` (``received`` bytes so far, of ``total`` when
+    announced), ``"finishing"`` (making the clip ``transparent=`` or
+    ``background=`` asked for; ``progress`` is its percent), ``"done"``
+    (``path``, its ``size`` and ``sha256`` in hex; ``skipped`` for a job an
+    earlier run finished: nothing was sent or paid for it in this run) or
+    ``"failed"`` (``error``). ``position`` is the job's 1-based position in a
+    batch, or ``None``; ``project_key`` is there once the export was
+    accepted; ``progress`` (percent), ``seconds_left`` (the render's
+    estimate) and ``state`` (the service's own word for it, V3) when known.
     """
 
     kind: str
@@ -57,12 +49,7 @@ def show_progress(stream: Optional[TextIO] = None) -> None:
     """See every job's progress, in a script or a notebook: the library's
     steps and each tenth of every render, one line each, on ``stream``
     (standard error by default). The library configures no logging of its
-    own; this is the one-word way to ask it to::
-
-        >>> from aistudios_chromakey import export_chromakeys, show_progress
-        >>> show_progress()
-        >>> paths = export_chromakeys(jobs, token)
-    """
+    own: calling this once, before the rest, is the one-word way to ask it to."""
     logger = logging.getLogger("aistudios_chromakey")
     if not any(isinstance(handler, _ProgressHandler) for handler in logger.handlers):
         handler = _ProgressHandler(stream)

@@ -1,14 +1,12 @@
-"""The tutorial's steps as four plain functions, and the batch: each makes
-a Client from its settings for the call and closes it afterwards, as
-``requests.get`` does with a ``Session`` (see ``help(aistudios_chromakey)``).
-"""
+"""The tutorial's steps as plain functions, and the batch: each makes a
+Client for the call and closes it afterwards, as ``requests.get`` does."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, ContextManager, Iterable, List, Mapping, Optional, Tuple, Union
 
 import requests
 
@@ -22,18 +20,15 @@ from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
 from ._transport import DEFAULT_REQUEST_TIMEOUT, RequestTimeout
 
 
-@contextlib.contextmanager
-def _client(client: Optional[Client], **settings: Any) -> Iterator[Client]:
+def _client(client: Optional[Client], **settings: Any) -> ContextManager[Client]:
     """``client`` itself (left open), else one made from ``settings`` for this call."""
     if client is None:
-        with Client(**settings) as made:
-            yield made
-        return
+        return Client(**settings)
     given = sorted(name for name, value in settings.items() if value is not None and name != "request_timeout")
     if given or settings.get("request_timeout") != DEFAULT_REQUEST_TIMEOUT:
         also = ", ".join(given) or "request_timeout"
         raise ValueError(f"give either client= or the settings of a new client ({also}), not both")
-    yield client
+    return contextlib.nullcontext(client)
 
 
 def request_export(
@@ -48,30 +43,18 @@ def request_export(
     user_key: Optional[str] = None,
     client: Optional[Client] = None,
 ) -> str:
-    """Ask the service to render one chroma-key video (tutorial step 3).
+    """Ask the service to render one chroma-key video (tutorial step 3) and
+    return the project key :func:`wait_for_video` takes. Settings: see
+    ``help(aistudios_chromakey)``.
 
-    The job is checked before anything is sent. The request is resent only
-    when the service certainly did not receive it, so one call is at most one
-    paid render.
+    ``job`` is a dict with ``language``, ``text``, ``model``, ``clothes`` and
+    any optional field the chosen API documents, checked before anything is
+    sent. The request is resent only when the service certainly did not
+    receive it, so one call is at most one paid render.
 
-    Settings (``token``, ``app_id``, ``user_key``, ``api``, ``base_url``, ``session``,
-    ``request_timeout``, ``client``): see ``help(aistudios_chromakey)``.
-
-    :param job: a dict with ``language``, ``text``, ``model``, ``clothes`` and
-        any optional field the chosen API documents.
-    :return: the project key that :func:`wait_for_video` takes.
-    :rtype: str
-    :raises InvalidJob: the job is malformed (nothing was sent).
-    :raises AuthenticationError: no credential, or the service refused it.
-    :raises ExportRejected: the service refused the job; its message says why.
-    :raises ExportUncertain: the answer was lost; the render may exist.
-    :raises ServiceError: the service could not be reached or answered
-        something unusable.
-
-    Usage::
-
-        >>> key = request_export({"language": "ko", "text": "안녕하세요",
-        ...                       "model": "M000004017", "clothes": "BG00006160"})
+    :raises: :class:`InvalidJob`, :class:`AuthenticationError`,
+        :class:`ExportRejected` (its message says why),
+        :class:`ExportUncertain` (the render may exist), :class:`ServiceError`.
     """
     settings = dict(token=token, api=api, base_url=base_url, app_id=app_id, user_key=user_key, session=session)
     with _client(client, request_timeout=request_timeout, **settings) as client:
@@ -93,32 +76,17 @@ def wait_for_video(
     user_key: Optional[str] = None,
     client: Optional[Client] = None,
 ) -> str:
-    """Poll a render's progress until it is done (tutorial step 4).
+    """Poll the render of ``project_key`` until it is done (tutorial step
+    4): progress at 100 *and* the video's address, which it returns.
+    Settings: see ``help(aistudios_chromakey)``.
 
-    Done means progress has reached 100 *and* the video's address has
-    appeared; until both hold, it polls again. By default the next poll is
-    timed from the progress seen so far (just after the render should end);
-    ``poll_interval=3`` polls every 3 seconds, as the tutorial does. When the
-    service rate-limits the polls (HTTP 429), it waits as long as asked.
-
-    Settings (``token``, ``app_id``, ``user_key``, ``api``, ``base_url``, ``session``,
-    ``request_timeout``, ``client``): see ``help(aistudios_chromakey)``.
-
-    :param project_key: what :func:`request_export` returned.
-    :param poll_interval: seconds between polls; ``None`` (the default) for
-        adaptive polling.
+    :param poll_interval: seconds between polls (the tutorial's is 3);
+        ``None`` (the default) times each from the progress seen so far. A
+        rate limit (HTTP 429) is waited out as long as asked.
     :param timeout: seconds the render may take, ``None`` for no limit.
     :param on_progress: called with a :class:`ProgressEvent` after each poll.
-    :return: the video's address (a URL on the storage host).
-    :rtype: str
-    :raises RenderFailed: the service reported a failed or unknown render.
-    :raises RenderTimeout: not done within ``timeout`` (also a ``TimeoutError``).
-    :raises AuthenticationError: the service refused the credential.
-    :raises ServiceError: the service answered something unusable.
-
-    Usage::
-
-        >>> url = wait_for_video(key, poll_interval=3, timeout=600)
+    :raises: :class:`RenderFailed` (a failed or unknown render),
+        :class:`RenderTimeout`, :class:`AuthenticationError`, :class:`ServiceError`.
     """
     settings = dict(token=token, api=api, base_url=base_url, app_id=app_id, user_key=user_key, session=session)
     with _client(client, request_timeout=request_timeout, **settings) as client:
@@ -135,28 +103,16 @@ def download_video(
     request_timeout: RequestTimeout = DEFAULT_REQUEST_TIMEOUT,
     client: Optional[Client] = None,
 ) -> Path:
-    """Download a finished video into ``out_dir`` (tutorial step 4).
+    """Download the video at ``url`` (from :func:`wait_for_video`) into
+    ``out_dir``, created if missing, and return its path (tutorial step 4).
+    Settings: see ``help(aistudios_chromakey)``.
 
-    The file is named after the address, as in the tutorial (the basename of
-    its path, made safe), unless ``filename`` is given. An existing file is
-    never replaced: the new one gets a numbered suffix (``clip-2.mp4``).
-    Nothing appears under the final name until the whole body has arrived.
-
-    Settings (``token``, ``app_id``, ``user_key``, ``api``, ``base_url``, ``session``,
-    ``request_timeout``, ``client``): see ``help(aistudios_chromakey)``.
-
-    :param url: the video's address, from :func:`wait_for_video`.
-    :param out_dir: the output folder; created if missing.
-    :param filename: the file name to use instead of the address's basename.
-    :param project_key: used to name the file when the address has no name.
-    :return: the path of the downloaded file.
-    :rtype: pathlib.Path
-    :raises DownloadError: the download failed, or what arrived is not a
-        video (an error page sent with status 200); nothing was saved.
-
-    Usage::
-
-        >>> path = download_video(url, out_dir="videos")
+    The file is named after the address's basename, made safe, as in the
+    tutorial, unless ``filename`` is given (``project_key`` names it when the
+    address has no name). An existing file is never replaced: the new one
+    gets a numbered suffix (``clip-2.mp4``). Nothing appears under the final
+    name until the whole body has arrived; a failed download, or one that is
+    not a video (an error page sent with status 200), raises :class:`DownloadError`.
     """
     # A download needs no credential and no API address: the documented one
     # stands in, so that nothing in the environment can make this call fail.
@@ -176,22 +132,12 @@ def list_models(
     user_key: Optional[str] = None,
     client: Optional[Client] = None,
 ) -> List[Model]:
-    """The V3 model catalogue: where a job's ``model`` and ``clothes`` IDs
-    come from. (The legacy API documents none: ``ValueError``.)
+    """The V3 model catalogue, where a job's ``model`` and ``clothes`` IDs
+    come from: each model with its ``id``, ``names`` (``"ko"``, ``"en"``)
+    and ``clothes`` (each with ``id`` and ``names``). The legacy API
+    documents none (``ValueError``). Settings: see ``help(aistudios_chromakey)``.
 
-    Settings (``token``, ``app_id``, ``user_key``, ``api``, ``base_url``, ``session``,
-    ``request_timeout``, ``client``): see ``help(aistudios_chromakey)``.
-
-    :return: each model with its ``id``, ``names`` (``"ko"``, ``"en"``) and
-        ``clothes`` (each with ``id`` and ``names``).
-    :rtype: list[aistudios_chromakey._catalogue.Model]
-    :raises AuthenticationError: no credential, or the service refused it.
-    :raises ServiceError: the catalogue could not be read.
-
-    Usage::
-
-        >>> for model in list_models(app_id=APP_ID, user_key=USER_KEY):
-        ...     print(model.id, model.names.get("en"), [c.id for c in model.clothes])
+    :raises: :class:`AuthenticationError`, :class:`ServiceError`.
     """
     api = api or ("v3" if client is None else None)  # the catalogue is V3's
     settings = dict(token=token, api=api, base_url=base_url, app_id=app_id, user_key=user_key, session=session)
@@ -223,61 +169,37 @@ def export_chromakeys(
     client: Optional[Client] = None,
 ) -> List[Path]:
     """Export every job and download its video into ``out_dir`` (the
-    tutorial's whole loop).
+    tutorial's whole loop); return the files, in the order of the jobs.
+    Settings: see ``help(aistudios_chromakey)``; the README's *Options*
+    tells more of each.
 
-    Every job is checked before the first request is sent. A job that fails
-    does not stop the others. Re-running the same batch pays for nothing
-    twice: finished jobs are skipped, renders already accepted are polled
-    again, and only jobs never accepted are exported. Ctrl-C stops cleanly;
-    run the same batch again to resume.
+    Every job is checked before the first request is sent (``jobs``: dicts
+    as :func:`request_export` takes, each with an optional ``filename``,
+    never sent). A job that fails does not stop the others. Re-running the
+    same batch pays for nothing twice: finished jobs are skipped, renders
+    already accepted are polled again, and only jobs never accepted are
+    exported. Ctrl-C stops cleanly; run the same batch again to resume.
 
-    Settings (``token``, ``app_id``, ``user_key``, ``api``, ``base_url``, ``session``,
-    ``request_timeout``, ``client``): see ``help(aistudios_chromakey)``.
-
-    :param jobs: a list of job dicts (``language``, ``text``, ``model``,
-        ``clothes``, plus optional fields of the chosen API; ``filename`` to
-        name the job's file, never sent).
-    :param out_dir: the output folder; created if missing.
-    :param poll_interval: seconds between two polls of the same render;
-        ``None`` (the default) times each poll from the render's progress.
-    :param timeout: seconds one render may take, ``None`` for no limit.
+    :param poll_interval, timeout: as :func:`wait_for_video` takes, per render.
     :param on_progress: called with a :class:`ProgressEvent` at each step.
-    :param concurrency: how many renders may run on the service at once;
-        1 is the tutorial's one-after-the-other loop.
-    :param resume: keep a journal in ``out_dir`` and use it to skip or resume
-        what an earlier run of this batch did.
+    :param concurrency: how many renders may run at once (1: the tutorial's loop).
+    :param resume: keep a journal in ``out_dir`` to skip or resume what an
+        earlier run of this batch did.
     :param filename_template: how to name every file, for example
-        ``"{position:03d}-{text}"``: fields ``{position}``, ``{text}`` (its
+        ``"{position:03d}-{text}"``, from ``{position}``, ``{text}`` (its
         first words), ``{language}``, ``{model}``, ``{clothes}``, ``{key}``
-        (the project key), ``{name}`` (the tutorial's name); made safe, with
-        ``.mp4`` added. A job's own ``filename`` comes first.
-    :param adopt: project keys you know for some jobs, by position (1-based),
-        such as a key printed when the journal could not be written: they are
-        recorded, then polled and downloaded, never exported again.
-    :param check_catalogue: V3: check each job's model (and clothes, where
-        listed) against the service's model list before anything is paid
-        for; a list that cannot be read only earns a warning. ``False``
-        skips the check.
-    :return: the downloaded files, in the order of the jobs.
-    :rtype: list[pathlib.Path]
-    :param transparent: also make each video a clip with an alpha channel
-        as it arrives: ``"webm"``, ``"mov"`` or ``"png"`` (see
-        :func:`aistudios_chromakey.video.make_transparent`; needs ffmpeg).
-    :param background: also make each video a finished MP4 over this image,
-        video or colour (``"#3050A0"``) as it arrives (see
-        :func:`aistudios_chromakey.video.composite`; needs ffmpeg). Both
-        are recorded in the journal: a re-run makes only what is missing.
-    :raises InvalidJob: a job is malformed (nothing was sent).
-    :raises AuthenticationError: no credential, or the service refused it.
-    :raises FFmpegMissing: ``transparent`` or ``background`` was asked for
-        and no ffmpeg can make it (nothing was sent).
-    :raises JournalError: the journal cannot be read (nothing was sent).
-    :raises BatchError: some jobs failed; it lists them and keeps the paths
-        of those that finished.
-
-    Usage::
-
-        >>> paths = export_chromakeys(jobs, out_dir="videos", concurrency=4)
+        and ``{name}`` (the tutorial's); a job's own ``filename`` comes first.
+    :param adopt: project keys you know for some jobs, by 1-based position:
+        polled and downloaded, never exported again.
+    :param check_catalogue: V3: check each job's model and clothes against
+        the service's model list before anything is paid for.
+    :param transparent, background: also make each video, as it arrives, a
+        clip with an alpha channel (``"webm"``, ``"mov"`` or ``"png"``) or a
+        finished MP4 over an image, video or colour (``"#3050A0"``): see
+        :mod:`aistudios_chromakey.video` (ffmpeg).
+    :raises: :class:`InvalidJob`, ``FFmpegMissing`` or :class:`JournalError`
+        before anything is sent; :class:`AuthenticationError`; :class:`BatchError`
+        when some jobs failed (it keeps the paths of those that finished).
     """
     then = _finishing(transparent, background)  # before anything is paid for: ffmpeg, the background
     settings = dict(token=token, api=api, base_url=base_url, app_id=app_id, user_key=user_key, session=session)
