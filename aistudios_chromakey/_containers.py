@@ -8,7 +8,7 @@ import re
 from typing import Mapping, NamedTuple, Optional, Set
 
 # How video containers begin: an ISO/QuickTime box type at offset 4, or a
-# signature at offset 0 (Matroska/WebM, AVI, MPEG-PS, FLV).
+# signature at offset 0 (Matroska/WebM, MPEG-PS, FLV; AVI is RIFF's "AVI ").
 _BOX_TYPES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
 _SIGNATURES = (b"\x1a\x45\xdf\xa3", b"\x00\x00\x01\xba", b"FLV\x01")
 #: Bytes kept to tell (12 suffice) and to quote in an error.
@@ -17,16 +17,12 @@ SNIFF_BYTES = 64
 
 def looks_like_video(head: bytes, total: Optional[int]) -> bool:
     """Whether a file's first bytes are those of a video container."""
-    if head[4:8] == b"ftyp":
-        return True
-    if head[4:8] in _BOX_TYPES:
+    if is_iso_media(head):
         # Text can have these four letters there too ("The free trial..."):
-        # the box's size must also be plausible.
+        # unless it is ftyp, the box's size must also be plausible.
         size = int.from_bytes(head[:4], "big")
-        return size == 1 or (size >= 8 and (size <= total if total else head[0] == 0))
-    if head.startswith(b"RIFF"):
-        return head[8:12] == b"AVI "
-    return any(head.startswith(signature) for signature in _SIGNATURES)
+        return head[4:8] == b"ftyp" or size == 1 or (size >= 8 and (size <= total if total else head[0] == 0))
+    return head.startswith(_SIGNATURES) or (head.startswith(b"RIFF") and head[8:12] == b"AVI ")
 
 
 def is_iso_media(head: bytes) -> bool:
@@ -60,12 +56,9 @@ class BoxWalk:
             self.header += chunk[at : at + 16 - len(self.header)]
             if len(self.header) < 8 or (self.header[:4] == b"\0\0\0\1" and len(self.header) < 16):
                 return  # the rest of the header comes with the next chunk
-            size = int.from_bytes(self.header[:4], "big")
-            self.kind = bytes(self.header[4:8])
+            size, self.kind = int.from_bytes(self.header[:4], "big"), bytes(self.header[4:8])
             self.kinds.add(self.kind)
-            header_size = 8
-            if size == 1:
-                size, header_size = int.from_bytes(self.header[8:16], "big"), 16
+            size, header_size = (int.from_bytes(self.header[8:16], "big"), 16) if size == 1 else (size, 8)
             self.header = bytearray()
             if size == 0:
                 self.open_ended = True
@@ -83,17 +76,13 @@ class BoxWalk:
         # (moov) and its media (mdat), whichever comes first.
         missing = " and ".join(kind.decode() for kind in (b"moov", b"mdat") if kind not in self.kinds)
         name = self.kind.decode("latin-1")
-        if self.open_ended:
-            # The walk ends at a size-0 box, but the file must still be a video;
-            # and without an announced length nothing tells its end from a cut.
-            if missing:
-                return f"the file has no MP4 {missing} box before the one that runs to its end"
-            if not announced:
-                return (
-                    f"its last MP4 box ({name!r}) runs to the end of the file and no length was announced, "
-                    "so a cut cannot be told from the end"
-                )
-            return None
+        if self.open_ended and not (missing or announced):  # nothing tells its end from a cut
+            return (
+                f"its last MP4 box ({name!r}) runs to the end of the file and no length was announced, "
+                "so a cut cannot be told from the end"
+            )
+        if self.open_ended:  # a size-0 box ends the walk, but the file must still be a video
+            return f"the file has no MP4 {missing} box before the one that runs to its end" if missing else None
         if self.boundary > self.position:
             return f"the file ends inside its MP4 box {name!r}, {self.boundary - self.position} bytes short"
         if self.header:
@@ -111,12 +100,16 @@ class Expected(NamedTuple):
 
 def expected_digest(headers: Mapping[str, str]) -> Optional[Expected]:
     """The whole-object checksum a 200 answer offers, strongest first."""
-    sha256 = _base64(headers.get("x-amz-checksum-sha256"), 32)
-    if sha256 is not None:
-        return Expected("sha256 (x-amz-checksum-sha256)", "sha256", sha256)
-    md5 = _base64(headers.get("Content-MD5"), 16)
-    if md5 is not None:
-        return Expected("Content-MD5", "md5", md5)
+    for header, label, algorithm, size in (
+        ("x-amz-checksum-sha256", "sha256 (x-amz-checksum-sha256)", "sha256", 32),
+        ("Content-MD5", "Content-MD5", "md5", 16),
+    ):
+        try:
+            digest = base64.b64decode(headers.get(header) or "", validate=True)
+        except ValueError:  # not base64 (binascii.Error), or not ASCII
+            continue
+        if len(digest) == size:
+            return Expected(label, algorithm, digest)
     # A plain quoted MD5 is S3's ETag of a single-part upload; a multipart
     # ETag ("...-N") or a weak one says nothing of the bytes, and neither
     # does the ETag of an object S3 encrypts with KMS or a customer key.
@@ -124,14 +117,4 @@ def expected_digest(headers: Mapping[str, str]) -> Optional[Expected]:
     encrypted = headers.get("x-amz-server-side-encryption", "").startswith("aws:kms") or (
         "x-amz-server-side-encryption-customer-algorithm" in headers
     )
-    if etag and not encrypted:
-        return Expected("md5 (ETag)", "md5", bytes.fromhex(etag.group(1)))
-    return None
-
-
-def _base64(value: Optional[str], size: int) -> Optional[bytes]:
-    try:
-        digest = base64.b64decode(value or "", validate=True)
-    except ValueError:
-        return None
-    return digest if len(digest) == size else None
+    return Expected("md5 (ETag)", "md5", bytes.fromhex(etag.group(1))) if etag and not encrypted else None

@@ -1,36 +1,33 @@
-"""A wall-clock bound for every request.
-
-requests bounds each read of the socket, not a request: an answer that
-trickles in a byte a second never times out. A guard gives one request a
-deadline; the connection a request goes out on registers itself with the
-guard of its thread, and one watchdog thread shuts that connection's socket
-down when the deadline passes, which ends any read in progress.
-"""
+"""A wall-clock bound for every request: requests bounds each read of the
+socket, and an answer that trickles in a byte a second never times out. A
+guard gives one request a deadline; the connection a request goes out on
+registers with its thread's guard, and one watchdog thread shuts that
+connection's socket down when the deadline passes, ending any read."""
 
 from __future__ import annotations
 
 import contextlib
-import heapq
 import math
 import os
 import socket
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, Optional, Set
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 
+@dataclass(eq=False)
 class Guard:
     """The wall-clock deadline of one request (see :func:`guarded`)."""
 
-    def __init__(self, deadline: float):
-        self.deadline = deadline
-        self.connection: Any = None
-        self.fired = False
-        self.done = False
+    deadline: float
+    connection: Any = None
+    fired: bool = False
+    done: bool = False
 
     def reset(self, seconds: float) -> None:
         """Move the deadline to ``seconds`` from now, earlier or later (a body
@@ -40,74 +37,61 @@ class Guard:
         if earlier:
             _watchdog.watch(self)  # the watchdog may be asleep until the old deadline
 
+    def cut(self) -> None:
+        """End the request now: shut its connection's socket down, which ends any read."""
+        self.fired = True
+        sock = getattr(self.connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
 
 class _Watchdog:
-    """The one thread, named ``aistudios-chromakey watchdog``, that cuts the
-    requests whose time is up. It runs only while a guarded request does:
-    the last guard to end stops it and waits for it, so no call leaves it
-    behind; a forked child starts its own (``os.register_at_fork``)."""
+    """The one thread, ``aistudios-chromakey watchdog``, that cuts the requests
+    whose time is up. It runs only while a guarded request does (the last
+    guard to end stops it and waits for it); a forked child starts its own."""
 
     def __init__(self) -> None:
-        self._wake = threading.Condition()
-        self._guards: List[Tuple[float, int, Guard]] = []
-        self._thread: Optional[threading.Thread] = None
+        self.wake = threading.Condition()
+        self.guards: Set[Guard] = set()
+        self.thread: Optional[threading.Thread] = None
 
     def watch(self, guard: Guard) -> None:
-        with self._wake:
-            heapq.heappush(self._guards, (guard.deadline, id(guard), guard))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="aistudios-chromakey watchdog", daemon=True)
-                self._thread.start()
-            self._wake.notify()
+        with self.wake:
+            self.guards.add(guard)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self.run, name="aistudios-chromakey watchdog", daemon=True)
+                self.thread.start()
+            self.wake.notify()
 
     def forget(self, guard: Guard) -> None:
-        with self._wake:
-            self._guards = [item for item in self._guards if item[2] is not guard]
-            heapq.heapify(self._guards)
-            ending = self._thread if not self._guards else None
-            if ending is not None:
-                self._thread = None
-            self._wake.notify()
+        with self.wake:
+            self.guards.discard(guard)
+            ending, self.thread = (None, self.thread) if self.guards else (self.thread, None)
+            self.wake.notify()
         if ending is not None:
             ending.join()
 
-    def _run(self) -> None:
+    def run(self) -> None:
         me = threading.current_thread()
-        with self._wake:
-            while self._thread is me:
-                if not self._guards:
-                    self._wake.wait()
-                    continue
-                deadline, key, guard = self._guards[0]
+        with self.wake:
+            while self.thread is me:
                 now = time.monotonic()
-                if guard.done:
-                    heapq.heappop(self._guards)
-                elif guard.deadline > deadline:  # moved since: look again then
-                    heapq.heapreplace(self._guards, (guard.deadline, key, guard))
-                elif now >= deadline:
-                    heapq.heappop(self._guards)
-                    _cut(guard)
-                else:
-                    self._wake.wait(deadline - now)
+                for guard in [guard for guard in self.guards if guard.deadline <= now]:
+                    self.guards.discard(guard)
+                    if not guard.done:  # ended, but not yet forgotten
+                        guard.cut()
+                # Until the next deadline: a guard that moves its own earlier wakes us (watch).
+                self.wake.wait(min((guard.deadline - now for guard in self.guards), default=None))
 
     def after_fork(self) -> None:
         """In a forked child: the parent's thread did not come along."""
-        self._wake = threading.Condition()
-        self._guards, self._thread = [], None
+        self.wake, self.guards, self.thread = threading.Condition(), set(), None
         _by_thread.clear()
 
 
-def _cut(guard: Guard) -> None:
-    sock = getattr(guard.connection, "sock", None)
-    guard.fired = True
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
 _watchdog = _Watchdog()
-_current = threading.local()
-_by_thread: Dict[int, Guard] = {}  # each thread's guard, for cut_now()
+_by_thread: Dict[int, Guard] = {}  # the guard of each thread inside guarded()
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(after_in_child=_watchdog.after_fork)
 
@@ -117,14 +101,12 @@ def guarded(seconds: float) -> Iterator[Guard]:
     """Bound what happens inside (one request, its answer read) to
     ``seconds`` of wall-clock time; past it, the connection is cut and the
     read in progress fails. ``guard.fired`` then tells why."""
-    guard = Guard(time.monotonic() + max(seconds, 0.0))
-    _current.guard = _by_thread[threading.get_ident()] = guard
+    guard = _by_thread[threading.get_ident()] = Guard(time.monotonic() + max(seconds, 0.0))
     _watchdog.watch(guard)
     try:
         yield guard
     finally:
         guard.done = True
-        _current.guard = None
         _by_thread.pop(threading.get_ident(), None)
         _watchdog.forget(guard)
 
@@ -132,7 +114,7 @@ def guarded(seconds: float) -> Iterator[Guard]:
 def time_left() -> float:
     """Seconds left to the guarded request this thread is making (infinite
     outside one; 0 once its guard has cut it)."""
-    guard = getattr(_current, "guard", None)
+    guard = _by_thread.get(threading.get_ident())
     if guard is None:
         return math.inf
     return 0.0 if guard.fired else max(0.0, guard.deadline - time.monotonic())
@@ -143,14 +125,14 @@ def cut_now(thread: int) -> None:
     that stops does not wait for its downloads' reads to time out)."""
     guard = _by_thread.get(thread)
     if guard is not None and not guard.done:
-        _cut(guard)
+        guard.cut()
 
 
 class _Registers:
     """A connection that tells its thread's guard it carries the request."""
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
-        guard = getattr(_current, "guard", None)
+        guard = _by_thread.get(threading.get_ident())
         if guard is not None:
             if guard.fired:  # a retry after the deadline: no more time for it
                 raise ConnectionAbortedError("the request's time is up")
@@ -158,23 +140,15 @@ class _Registers:
         return super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _HTTPConnection(_Registers, HTTPConnection):
-    pass
+def _guarded_pool(pool: type, connection: type) -> type:
+    """``pool``, whose connections are ``connection``s that register with their guard."""
+    return type(pool.__name__, (pool,), {"ConnectionCls": type(connection.__name__, (_Registers, connection), {})})
 
 
-class _HTTPSConnection(_Registers, HTTPSConnection):
-    pass
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
-_GUARDED_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+_GUARDED_POOLS = {
+    "http": _guarded_pool(HTTPConnectionPool, HTTPConnection),
+    "https": _guarded_pool(HTTPSConnectionPool, HTTPSConnection),
+}
 
 
 class GuardedAdapter(HTTPAdapter):

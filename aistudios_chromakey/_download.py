@@ -1,15 +1,13 @@
-"""Downloading a finished video: streamed, verified, atomic, resumable.
-
-:func:`save_video` streams the body into a temporary file beside the target
-(resuming with a ``Range`` request after a cut-off, restarting where the host
-will not resume or the video changed), checks its length, its container (an
-MP4's boxes) and any checksum the host offers, then links it under its final
-name, never replacing an existing file. The storage host (a bucket on another
-domain) never receives a credential.
-"""
+"""Downloading a finished video: streamed into a temporary file (resumed
+with a ``Range`` request after a cut-off, restarted where the host will not
+resume or the video changed), checked (length, MP4 boxes, the host's
+checksum), then linked under its name, never replacing a file. The storage
+host (a bucket on another domain) never receives a credential."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import logging
 import re
@@ -32,11 +30,9 @@ from ._transport import RequestTimeout, no_credentials, request_seconds
 logger = logging.getLogger("aistudios_chromakey")
 
 # Only a chunk's arrival pushes an attempt's deadline on: reads start small enough for a slow but living
-# transfer (a chunk per STALL_SECONDS), and grow with the speed (large reads cost less per byte) to what
-# arrives in a tenth of a second, so that progress is told that often.
-_FIRST_READ = 64 * 1024
-_READ = 1024 * 1024
-_READ_SECONDS = 0.1
+# transfer (a chunk per STALL_SECONDS), then grow with the speed to what arrives in a tenth of a second.
+_FIRST_READ, _READ, _READ_SECONDS = 64 * 1024, 1024 * 1024, 0.1
+_CONTENT_RANGE = re.compile(r"\s*bytes\s+([0-9]+)-([0-9]+)/([0-9]+|\*)\s*", re.ASCII)  # start-end/total
 _REPORT_EVERY = 0.25  # seconds between calls of a progress callback
 Progress = Callable[[int, Optional[int]], None]
 #: Seconds an attempt may go without a chunk arriving before it is cut.
@@ -47,7 +43,7 @@ ATTEMPTS = 5
 MAX_VIDEO_BYTES = 20 * 1024**3
 #: Seconds before the second attempt; each next one waits twice as long (4 s at most).
 RETRY_PAUSE = 0.125
-# Errors after which a transfer resumes; the body is read from urllib3, whose errors are not requests' own.
+# Errors after which a transfer resumes (the body is read from urllib3, whose errors are not requests').
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError, Urllib3Error)
 
 
@@ -88,9 +84,8 @@ def save_video(
     temporary = folder / f".{truncate_utf8(name, 60)}.{secrets.token_hex(4)}.part"
     logger.info("downloading %s into %s", where(url), folder)
     try:
-        # No fsync: the file takes its name only once complete, which is what
-        # a killed process needs; after a power cut the journal's recorded
-        # size tells a file the disk did not keep, and it is fetched again.
+        # No fsync: the file takes its name only once complete (what a killed process needs); after a power
+        # cut, the journal's recorded size tells a file the disk did not keep, and it is fetched again.
         with open(temporary, "xb") as out:
             transfer = _Transfer(session, url, out, request_timeout, max_bytes, progress)
             size, sha256 = transfer.run()
@@ -100,8 +95,7 @@ def save_video(
         if isinstance(error, OSError):  # a full disk, a name the file system refuses...
             raise DownloadError(f"cannot save the video into {folder}: {error.strerror or error}") from None
         raise
-    checked = transfer.verified or "no checksum offered"
-    logger.info("saved %s (%d bytes, sha256 %s; %s)", path, size, sha256, checked)
+    logger.info("saved %s (%d bytes, sha256 %s; %s)", path, size, sha256, transfer.verified or "no checksum offered")
     return SavedVideo(path, size, sha256, transfer.verified)
 
 
@@ -117,8 +111,10 @@ class _Transfer:
         max_bytes: int,
         progress: Optional[Progress],
     ):
-        self.session, self.url, self.out, self.request_timeout = session, url, out, request_timeout
-        self.where, self.max_bytes, self.progress, self.next_report = where(url), max_bytes, progress, 0.0
+        self.get = functools.partial(session.get, url, stream=True, timeout=request_timeout, auth=no_credentials)
+        self.out, self.where, self.max_bytes, self.next_report = out, where(url), max_bytes, 0.0
+        self.seconds = request_seconds(request_timeout)  # an attempt's first bound: to connect and answer
+        self.progress: Progress = progress if progress is not None else (lambda received, total: None)
         self.validator: Optional[str] = None  # the ETag or Last-Modified a resume must match
         self.problem = ""  # why the last attempt stopped short
         self.verified: Optional[str] = None
@@ -129,18 +125,11 @@ class _Transfer:
         """Forget every byte received: the next request starts from byte 0."""
         self.out.seek(0)
         self.out.truncate()
-        self.received = 0
+        self.received, self.head, self.walk = 0, b"", BoxWalk()  # head: the first bytes, until checked
         self.total: Optional[int] = None
         self.end: Optional[int] = None  # where the answer being read ends, when announced
-        self.sha256 = hashlib.sha256()
-        self.md5: Optional[Any] = None  # only where the host offers an MD5
+        self.digests = {"sha256": hashlib.sha256()}  # and the host's algorithm, where it offers a checksum
         self.expected: Optional[Expected] = None
-        self.head = b""  # the file's first bytes, until they are checked
-        self.walk = BoxWalk()
-
-    def report(self) -> None:
-        if self.progress is not None:
-            self.progress(self.received, self.total)
 
     def run(self) -> Tuple[int, str]:
         """Returns the number of bytes written and their SHA-256."""
@@ -148,8 +137,8 @@ class _Transfer:
             self.problem = "no answer"
             try:
                 if self.attempt():
-                    self.report()
-                    return self.received, self.sha256.hexdigest()
+                    self.progress(self.received, self.total)
+                    return self.received, self.digests["sha256"].hexdigest()
             except _TRANSIENT as error:
                 self.problem = self.problem if self.problem.startswith("no progress") else type(error).__name__
             except requests.RequestException as error:  # a redirect loop, a bad scheme...
@@ -158,12 +147,12 @@ class _Transfer:
                 "download of %s interrupted (%s) at %d of %s bytes; attempt %d of %d",
                 self.where, self.problem, self.received, "?" if self.total is None else self.total, attempt, ATTEMPTS,
             )  # fmt: skip
-            self.report()  # where a caller that stops the download learns it
+            self.progress(self.received, self.total)  # where a caller that stops the download learns it
             # The pause tells the caller every tenth of a second: a batch that stops meanwhile ends it at once.
             end = time.monotonic() + (min(RETRY_PAUSE * 2**attempt, 4.0) if attempt < ATTEMPTS else 0.0)
             while (left := end - time.monotonic()) > 0:
                 time.sleep(min(left, 0.1))
-                self.report()
+                self.progress(self.received, self.total)
         total = self.total if self.total is not None else "an unknown number of"
         raise DownloadError(
             f"{self.where}: only {self.received} of {total} bytes arrived after {ATTEMPTS} attempts "
@@ -178,10 +167,9 @@ class _Transfer:
             headers["Range"] = f"bytes={self.received}-"
             if self.validator:
                 headers["If-Range"] = self.validator
-        # A read timeout bounds each read, not the transfer: a trickle never
-        # times out. The guard starts with the time to connect and answer,
-        # and each chunk received buys STALL_SECONDS more.
-        with guarded(request_seconds(self.request_timeout)) as guard, self.get(headers) as response:
+        # A read timeout bounds each read, not the transfer (a trickle never times out): the guard starts
+        # with the time to connect and answer, and each chunk received buys STALL_SECONDS more.
+        with guarded(self.seconds) as guard, self.get(headers=headers) as response:
             if not self.begin(response):
                 return False
             content_type = response.headers.get("Content-Type", "")
@@ -197,23 +185,18 @@ class _Transfer:
             return False
         if len(self.head) < SNIFF_BYTES:
             self.check_video(content_type)
-        return self.whole_by_its_boxes() and self.intact()
-
-    def get(self, headers: Dict[str, Optional[str]]) -> requests.Response:
-        return self.session.get(
-            self.url, stream=True, headers=headers, timeout=self.request_timeout, auth=no_credentials
-        )
+        return self.complete()
 
     def begin(self, response: requests.Response) -> bool:
-        """Make sense of the answer's status: a resumed part, or the whole;
-        False for a part of another version of the video."""
-        status = response.status_code
+        """The answer's status: a resumed part, or the whole; False for a part of another version."""
+        status, headers = response.status_code, response.headers
         if status == 206 and self.received:
-            start, end, whole = content_range(response.headers.get("Content-Range"))
-            if start != self.received:
+            match = _CONTENT_RANGE.fullmatch(headers.get("Content-Range", ""))
+            start = int(match[1]) if match else None
+            if match is None or start != self.received:
                 raise DownloadError(f"the server resumed at byte {start}, not at {self.received}")
-            # A host that ignores If-Range answers 206 for new bytes: spliced
-            # onto the old ones they would make neither video.
+            whole = None if match[3] == "*" else int(match[3])
+            # A host that ignores If-Range answers 206 with new bytes: spliced onto the old, neither video.
             now, changed = validator(response), ""
             if self.validator and now and now != self.validator:
                 changed = f"{self.validator} to {now}"
@@ -224,24 +207,22 @@ class _Transfer:
                 self.problem = f"the video changed on the host (from {changed})"
                 logger.info("download of %s: %s; restarting", self.where, self.problem)
                 return False
-            self.total = whole if whole is not None else self.total
-            self.end = end
+            self.total, self.end = self.total if whole is None else whole, int(match[2]) + 1
         elif status == 200:
             if self.received:
                 logger.info("download of %s: the server ignored the range; restarting", self.where)
                 self.restart()
-            length = response.headers.get("Content-Length")
+            length = headers.get("Content-Length")
             self.total = self.end = int(length) if length and length.isascii() and length.isdigit() else None
             self.validator = validator(response)
-            # Only a whole-object answer's checksums cover the whole object.
-            self.expected = expected_digest(response.headers)
-            if self.expected is not None and self.expected.algorithm == "md5":
-                self.md5 = hashlib.md5()  # nothing was hashed yet: only now is MD5 known to be needed
+            # Only a whole-object answer's checksums cover the whole object; nothing was hashed yet.
+            self.expected = expected_digest(headers)
+            if self.expected is not None:
+                self.digests[self.expected.algorithm] = hashlib.new(self.expected.algorithm)
         else:
             raise DownloadError(f"the download host answered HTTP {status} for {self.where}", status=status)
-        # Asked for the bytes as stored: a compressed body is not the video,
-        # and inflating it could fill the disk (a gzip bomb).
-        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        # A compressed body is not the video, and inflating it could fill the disk (a gzip bomb).
+        encoding = headers.get("Content-Encoding", "").strip().lower()
         if encoding not in ("", "identity"):
             raise DownloadError(
                 f"{self.where}: the host compressed the video although asked not to "
@@ -255,8 +236,7 @@ class _Transfer:
         return True
 
     def stream(self, raw: Any, guard: Guard, content_type: str) -> None:
-        """Read the raw body (never decoded) into the file, at most to where
-        it was announced to end, or to ``max_bytes``."""
+        """The raw body (never decoded) into the file, at most to its announced end, or to ``max_bytes``."""
         limit = self.end if self.end is not None else self.max_bytes
         size, started, first = _FIRST_READ, time.monotonic(), self.received
         while chunk := raw.read(size, decode_content=False):
@@ -276,40 +256,31 @@ class _Transfer:
                 if len(self.head) == SNIFF_BYTES:
                     self.check_video(content_type)
             self.out.write(chunk)
-            # Hashed on the thread that reads: it costs a few per cent of a
-            # download (benchmarks/RESULTS.md), too little to pay a thread for.
-            self.sha256.update(chunk)
-            if self.md5 is not None:
-                self.md5.update(chunk)
+            # Hashed on the reading thread: a few per cent of a download (benchmarks/RESULTS.md), not worth a thread.
+            for digest in self.digests.values():
+                digest.update(chunk)
             self.walk.feed(chunk)
             self.received += len(chunk)
             if now >= self.next_report:
                 self.next_report = now + _REPORT_EVERY
-                self.report()
+                self.progress(self.received, self.total)
 
-    def whole_by_its_boxes(self) -> bool:
-        """An MP4 ends where its last top-level box does: without an announced
-        length, that alone tells a clean cut-off from the end of the video."""
+    def complete(self) -> bool:
+        """Whether the bytes received are the whole video. An MP4 ends where its last top-level box does
+        (without an announced length, that alone tells a cut from the end); a mismatch with the host's
+        checksum is fetched again once (a transfer's accident), then refused."""
         verdict = self.walk.verdict(announced=self.total is not None) if is_iso_media(self.head) else None
-        if verdict is None:
-            return True
-        if self.total is None:
+        if verdict is not None and self.total is None:
             self.problem = verdict
             return False
-        raise DownloadError(
-            f"{self.where}: all {self.total} bytes announced arrived, but {verdict}: the stored video "
-            "is incomplete; nothing was saved"
-        )
-
-    def intact(self) -> bool:
-        """The bytes against the checksum the host gave, if any; a mismatch
-        is fetched again once (a transfer's accident), then refused."""
+        if verdict is not None:
+            raise DownloadError(
+                f"{self.where}: all {self.total} bytes announced arrived, but {verdict}: the stored video "
+                "is incomplete; nothing was saved"
+            )
         expected = self.expected
-        if expected is None:
-            return True
-        actual = self.sha256 if expected.algorithm == "sha256" else self.md5
-        if actual is not None and actual.digest() == expected.digest:
-            self.verified = expected.label
+        if expected is None or self.digests[expected.algorithm].digest() == expected.digest:
+            self.verified = None if expected is None else expected.label
             return True
         self.problem = f"the bytes received do not match their {expected.label}"
         if self.checked_again:
@@ -320,37 +291,24 @@ class _Transfer:
 
     def check_video(self, content_type: str) -> None:
         """Refuse an error page delivered as if it were the video."""
-        if looks_like_video(self.head, self.total):
-            return
-        kind = content_type.split(";")[0].strip() or "no content type"
-        preview = self.head[:SNIFF_BYTES].decode("utf-8", errors="replace")
-        raise DownloadError(
-            f"{self.where} did not send a video ({kind}, starting {preview!r}); "
-            "it is often an error page from the storage host, so nothing was saved"
-        )
-
-
-def content_range(value: Optional[str]) -> Tuple[Optional[int], Optional[int], Optional[int]]:
-    """``(start, end + 1, total)`` of a ``Content-Range: bytes start-end/total`` header."""
-    match = re.fullmatch(r"\s*bytes\s+([0-9]+)-([0-9]+)/([0-9]+|\*)\s*", value or "", re.ASCII)
-    if not match:
-        return None, None, None
-    total = None if match.group(3) == "*" else int(match.group(3))
-    return int(match.group(1)), int(match.group(2)) + 1, total
+        if not looks_like_video(self.head, self.total):
+            kind, preview = content_type.split(";")[0].strip() or "no content type", self.head.decode(errors="replace")
+            raise DownloadError(
+                f"{self.where} did not send a video ({kind}, starting {preview!r}); "
+                "it is often an error page from the storage host, so nothing was saved"
+            )
 
 
 def _holds(path: Path, size: int, sha256: str) -> bool:
     """Whether the file at ``path`` has exactly ``size`` bytes with this SHA-256."""
-    try:
-        if not path.is_file() or path.stat().st_size != size:
-            return False
-        digest = hashlib.sha256()
-        with open(path, "rb") as existing:
-            for block in iter(lambda: existing.read(1024 * 1024), b""):
-                digest.update(block)
-    except OSError:
-        return False
-    return digest.hexdigest() == sha256
+    with contextlib.suppress(OSError):
+        if path.is_file() and path.stat().st_size == size:
+            digest = hashlib.sha256()
+            with open(path, "rb") as existing:
+                for block in iter(lambda: existing.read(1024 * 1024), b""):
+                    digest.update(block)
+            return digest.hexdigest() == sha256
+    return False
 
 
 def validator(response: requests.Response) -> Optional[str]:
