@@ -1,11 +1,7 @@
 """Who the client is to the service: the legacy API key, a V3 AppId and
-UserKey (both on the AI STUDIOS profile page) from which access tokens are
-minted, or a ready access token. A V3 token is valid for a day from its
-issue: the client keeps a minted one in memory and mints it again before
-that day ends (by the token's own ``exp`` when it is a JWT that has one,
-else by its age) or when the service refuses it. Nothing here is ever
-logged, written to disk, or put in a message.
-"""
+UserKey from which access tokens are minted (again before they expire, or
+when refused), or a ready access token. Nothing here is ever logged, written
+to disk, or put in a message."""
 
 from __future__ import annotations
 
@@ -15,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 from ._apis import Api
 from ._errors import AuthenticationError
@@ -23,21 +19,19 @@ from ._errors import AuthenticationError
 API_KEY_ENV = "AISTUDIOS_API_KEY"
 APP_ID_ENV = "AISTUDIOS_APP_ID"
 USER_KEY_ENV = "AISTUDIOS_USER_KEY"
-
-# A token is minted anew this long before its own "exp" says it ends.
-_EXPIRY_MARGIN = 60.0
 #: The docs: a token is valid "1 day (24 hours from the time of issuance)".
 TOKEN_LIFETIME = 86400.0
-# A token without a readable "exp" is minted anew this long before its day ends.
+# A token is minted anew this long before its "exp", or before its day ends if it has no readable "exp".
+_EXPIRY_MARGIN = 60.0
 _AGE_MARGIN = 3600.0
 
 
 def choose_api(api: Optional[str], token: Optional[str], app_id: Optional[str], user_key: Optional[str]) -> str:
     """``api`` when given, else the API the credentials belong to (arguments
     first, then the environment): an AppId or a UserKey mean ``"v3"``, an API
-    key ``"legacy"`` (a V3 token given as ``token`` needs ``api="v3"``). Both
-    kinds in the environment: :class:`AuthenticationError`, as guessing could
-    export the same jobs again on the other API."""
+    key ``"legacy"`` (a V3 token as ``token`` needs ``api="v3"``). Both kinds in
+    the environment: :class:`AuthenticationError`, as guessing could export the
+    same jobs again on the other API."""
     if api is not None:
         return api
     if app_id is not None or user_key is not None:
@@ -63,10 +57,8 @@ class Credentials:
         self.api = api
         self._given = (token, app_id, user_key)
         self._token: Optional[str] = None
-        self._app_id: Optional[str] = None
-        self._user_key: Optional[str] = None
-        self._resolved = False
-        #: The minted token's end, by its own ``exp`` claim (``None``: unknown).
+        self._minting: Optional[Dict[str, str]] = None  # the token request's body, for an AppId and a UserKey
+        #: The minted token's end, and how long before it the token is minted anew.
         self.expires: Optional[float] = None
         self._margin = 0.0
 
@@ -75,8 +67,7 @@ class Credentials:
 
     @property
     def kind(self) -> str:
-        """``"api key"``, ``"access token"`` or ``"AppId and UserKey"``."""
-        self.resolve()
+        """``"API key"``, ``"access token"`` or ``"AppId and UserKey"``."""
         if self.mints:
             return "AppId and UserKey"
         return "access token" if self.api.mints_tokens else "API key"
@@ -85,29 +76,30 @@ class Credentials:
     def mints(self) -> bool:
         """Whether tokens are minted from an AppId and a UserKey."""
         self.resolve()
-        return self._app_id is not None
+        return self._minting is not None
 
     def resolve(self) -> None:
         """Find the credential; :class:`AuthenticationError` when there is none."""
-        if self._resolved:
-            return
+        if self._token is not None or self._minting is not None:
+            return  # found already
         token, app_id, user_key = self._given
         if token is None and app_id is None and user_key is None:
             app_id, user_key = os.environ.get(APP_ID_ENV) or None, os.environ.get(USER_KEY_ENV) or None
             if not (self.api.mints_tokens and app_id and user_key):
                 app_id = user_key = None
                 token = os.environ.get(API_KEY_ENV, "")
-        if app_id is not None or user_key is not None:
-            if not self.api.mints_tokens:
-                raise AuthenticationError(
-                    "app_id and user_key are V3 credentials: use api='v3', or give the legacy API key as token"
-                )
-            self._app_id = _checked(app_id, "AppId", APP_ID_ENV, "app_id")
-            self._user_key = _checked(user_key, "UserKey", USER_KEY_ENV, "user_key")
-        else:
+        if app_id is None and user_key is None:
             name = "access token (or AppId and UserKey)" if self.api.mints_tokens else "API key"
             self._token = _checked(token, name, API_KEY_ENV, "token")
-        self._resolved = True
+        elif not self.api.mints_tokens:
+            raise AuthenticationError(
+                "app_id and user_key are V3 credentials: use api='v3', or give the legacy API key as token"
+            )
+        else:
+            self._minting = {
+                "appId": _checked(app_id, "AppId", APP_ID_ENV, "app_id"),
+                "userKey": _checked(user_key, "UserKey", USER_KEY_ENV, "user_key"),
+            }
 
     def refusal_hint(self) -> str:
         """What to do when the service refuses this credential."""
@@ -123,17 +115,15 @@ class Credentials:
 
     @property
     def token(self) -> Optional[str]:
-        """The value of the ``Authorization`` header, if there is one yet
-        (a minted token is ``None`` until minted and after it expired)."""
-        self.resolve()
+        """The ``Authorization`` header's value, if any yet (a minted one: ``None`` until minted, once expired)."""
         if self.mints and self.expires is not None and time.time() >= self.expires - self._margin:
             return None
         return self._token
 
-    def minting_body(self) -> dict[str, str]:
+    def minting_body(self) -> Dict[str, str]:
         """The token request's body, ``{"appId", "userKey"}``."""
-        assert self._app_id is not None and self._user_key is not None
-        return {"appId": self._app_id, "userKey": self._user_key}
+        assert self._minting is not None
+        return dict(self._minting)
 
     def minted(self, token: str) -> None:
         """Keep a freshly minted token."""
@@ -144,22 +134,19 @@ class Credentials:
             # Renewed a little before the end, never so early that a short-lived token is renewed at every call.
             self.expires, self._margin = expires, min(_EXPIRY_MARGIN, (expires - now) / 10)
         else:
-            # No "exp" to read (the docs never promise a JWT), or one already
-            # past by our clock (a clock that disagrees with the service's):
-            # renewed by age, an hour before the documented day ends.
+            # No "exp" (the docs never promise a JWT), or one past by our clock (which disagrees with the
+            # service's): renewed by age, an hour before the documented day ends.
             self.expires, self._margin = now + TOKEN_LIFETIME, min(_AGE_MARGIN, TOKEN_LIFETIME / 10)
 
     def forget_token(self) -> bool:
         """The service refused the token: drop it if it can be minted again."""
-        if not self.mints:
-            return False
-        self._token = None
-        self.expires = None
-        return True
+        if self.mints:
+            self._token = self.expires = None
+        return self.mints
 
     def secrets(self) -> List[str]:
         """Every value to keep out of messages."""
-        values = [*self._given, self._token, self._app_id, self._user_key]
+        values = [*self._given, self._token, *(self._minting or {}).values()]
         return [v.strip() for v in values if isinstance(v, str) and v.strip()]
 
 
@@ -185,8 +172,7 @@ def _checked(value: Any, what: str, env: Optional[str], argument: Optional[str])
 
 
 def token_expiry(token: str) -> Optional[float]:
-    """The ``exp`` claim of a JWT (unix seconds), read without verifying the
-    signature (only the service can); ``None`` when it is not a JWT."""
+    """A JWT's ``exp`` claim (unix seconds), its signature unverified (only the service can); else ``None``."""
     try:
         _, claims, _ = token.split(".")
         payload = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
@@ -198,8 +184,7 @@ def token_expiry(token: str) -> Optional[float]:
 
 @dataclass(frozen=True)
 class Given:
-    """The credential a command line or a script hands to a client (never
-    shown), and the API it belongs to."""
+    """The credential a command line or a script hands to a client (never shown), and its API."""
 
     token: Optional[str] = field(default=None, repr=False)
     app_id: Optional[str] = field(default=None, repr=False)
@@ -217,10 +202,8 @@ def credentials_from(
     app_id_file: Optional[PathLike] = None,
     user_key_file: Optional[PathLike] = None,
 ) -> Given:
-    """The credential as the command line reads it, from the files given, else
-    the environment, and its API (``api``, else chosen by what was found, files
-    first); ``ValueError`` says what is missing. V3 takes an AppId and a
-    UserKey first, then a ready access token."""
+    """The credential as the command line reads it, from the files given, else the environment, and
+    its API (``api``, else chosen by what was found, files first); ``ValueError`` says what is missing."""
 
     def secret(path: Optional[PathLike], option: str, env: str) -> str:
         if path is None:
@@ -233,17 +216,18 @@ def credentials_from(
             raise ValueError(f"{option} {path}: the file is empty")
         return value
 
-    if api is None and (app_id_file or user_key_file) and key_file:
+    v3_files = app_id_file or user_key_file
+    if api is None and v3_files and key_file:
         raise ValueError("--api-key-file is the legacy API's, --app-id-file and --user-key-file V3's: add --api")
-    if api is None and not (app_id_file or user_key_file or key_file):
+    if api is None and not (v3_files or key_file):
         try:
             api = choose_api(None, None, None, None)
         except AuthenticationError as error:
             raise ValueError(str(error)) from None
-    api = api or ("v3" if app_id_file or user_key_file else "legacy")
+    api = api or ("v3" if v3_files else "legacy")
     key = secret(key_file, "--api-key-file", API_KEY_ENV)
     if api != "v3":
-        if app_id_file or user_key_file:
+        if v3_files:
             raise ValueError("--app-id-file and --user-key-file are V3 credentials: add --api v3")
         if not key:
             raise ValueError(

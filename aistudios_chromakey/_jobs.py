@@ -1,15 +1,11 @@
 """What a job may contain, checked before anything is sent or paid for.
 
-A job is a dict, exactly as in the tutorial: ``language``, ``text``,
-``model`` and ``clothes``, plus any optional field the chosen flow documents,
-passed to the service unchanged. One more key is the caller's alone and is
-never sent: ``filename``, the name to save the job's video under.
-
-A field the service has but this library does not know yet (V3's
-``ttsType``, still listed in one translation of the docs) goes in ``extra``:
-``{"extra": {"ttsType": "..."}}`` (a table's column ``extra.ttsType``). Its
-fields are sent as given, unchecked; every other unknown key is refused as
-a likely typo.
+A job is a dict, as in the tutorial: ``language``, ``text``, ``model`` and
+``clothes``, plus any optional field the chosen flow documents, sent
+unchanged; and ``filename``, the caller's name for its file, never sent. A
+field the service has but this library does not know yet goes in ``extra``
+(``{"extra": {"ttsType": "..."}}``, a table's column ``extra.ttsType``),
+sent unchecked; any other unknown key is refused as a likely typo.
 """
 
 from __future__ import annotations
@@ -24,16 +20,13 @@ from ._errors import InvalidJob
 from ._names import check_filename
 
 REQUIRED_FIELDS = ("language", "text", "model", "clothes")
-#: The key a job may carry to name its file; it is never sent to the service.
 FILENAME_KEY = "filename"
-#: The key whose fields are sent as they are, unchecked (fields this library does not know yet).
 EXTRA_KEY = "extra"
-
+#: The longest ``text`` unless the caller raises it (``Client(max_text_length=...)``,
+#: ``--max-text-length``). The docs set none; this is about an hour of speech, far
+#: past any script for one clip, and far short of a file pasted by mistake.
+MAX_TEXT_LENGTH = 50_000
 _RESOLUTIONS = ("4k", "1080", "720", "480")
-
-
-def is_text(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip())
 
 
 def is_number(value: Any) -> bool:
@@ -52,7 +45,7 @@ def is_http_url(value: Any) -> bool:
 
 # Each kind of optional field (_apis.py): how to check it, and what it must be.
 _KINDS: Mapping[str, Tuple[Callable[[Any], bool], str]] = {
-    TEXT: (is_text, "a non-empty string"),
+    TEXT: (lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty string"),
     NUMBER: (is_number, "a number"),
     URL: (is_http_url, "an http(s) URL"),
     BOOLEAN: (lambda v: isinstance(v, bool), "true or false"),
@@ -62,24 +55,12 @@ _KINDS: Mapping[str, Tuple[Callable[[Any], bool], str]] = {
 
 @dataclass(frozen=True)
 class Job:
-    """A checked job: what is sent, and the caller's name for its file.
-
-    :ivar position: its 1-based place in the batch (``None`` for a job given alone).
-    :ivar body: the export request's body.
-    :ivar filename: the file name the caller chose, if any.
-    """
+    """A checked job: its 1-based place in the batch (``None`` for a job given
+    alone), the export request's body, and the file name the caller chose."""
 
     position: Optional[int]
     body: Dict[str, Any]
     filename: Optional[str] = None
-
-
-#: The longest ``text`` a job may have unless the caller raises it
-#: (``Client(max_text_length=...)``, ``--max-text-length``). The docs set no
-#: limit; 50,000 characters is about an hour of speech (Korean is read at
-#: about 7 syllables, English at about 15 characters a second), far past any
-#: script for one clip, and far short of a file pasted by mistake.
-MAX_TEXT_LENGTH = 50_000
 
 
 def check_job(job: Any, api: Api, position: Optional[int] = None, max_text: int = MAX_TEXT_LENGTH) -> Job:
@@ -91,10 +72,9 @@ def check_job(job: Any, api: Api, position: Optional[int] = None, max_text: int 
     for field in REQUIRED_FIELDS:
         if field not in job:
             raise InvalidJob("is missing (required)", position=position, field=field)
-        value = job[field]
-        if not isinstance(value, str):
-            raise InvalidJob(f"must be a string, not {type(value).__name__}", position=position, field=field)
-        if not value.strip():
+        if not isinstance(job[field], str):
+            raise InvalidJob(f"must be a string, not {type(job[field]).__name__}", position=position, field=field)
+        if not job[field].strip():
             raise InvalidJob("must not be empty", position=position, field=field)
     if len(job["text"]) > max_text:
         raise InvalidJob(
@@ -106,15 +86,17 @@ def check_job(job: Any, api: Api, position: Optional[int] = None, max_text: int 
         )
     body = {}
     for field, value in job.items():
-        if field == FILENAME_KEY:
-            continue
         if field == EXTRA_KEY:
             body.update(_extra(value, job, position))
-            continue
-        if field not in REQUIRED_FIELDS:
-            _check_optional(field, value, api, position)
-        body[field] = value
-    return Job(position, body, _filename(job.get(FILENAME_KEY), position))
+        elif field != FILENAME_KEY:
+            if field not in REQUIRED_FIELDS:
+                _check_optional(field, value, api, position)
+            body[field] = value
+    try:
+        filename = None if job.get(FILENAME_KEY) is None else check_filename(job[FILENAME_KEY])
+    except ValueError as error:
+        raise InvalidJob(str(error), position=position, field=FILENAME_KEY) from None
+    return Job(position, body, filename)
 
 
 def _check_optional(field: Any, value: Any, api: Api, position: Optional[int]) -> None:
@@ -151,15 +133,6 @@ def _extra(value: Any, job: Mapping[str, Any], position: Optional[int]) -> Dict[
             raise InvalidJob(f"names {name!r}, a field of the job itself: set it there", position=position,
                              field=EXTRA_KEY)  # fmt: skip
     return dict(value)
-
-
-def _filename(value: Any, position: Optional[int]) -> Optional[str]:
-    if value is None:
-        return None
-    try:
-        return check_filename(value)
-    except ValueError as error:
-        raise InvalidJob(str(error), position=position, field=FILENAME_KEY) from None
 
 
 def check_jobs(jobs: Iterable[Any], api: Api, max_text: int = MAX_TEXT_LENGTH) -> List[Job]:

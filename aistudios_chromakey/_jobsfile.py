@@ -1,24 +1,12 @@
-"""Jobs files: the table of scripts a batch is made from.
+"""Jobs files: a JSON array of jobs, a CSV (or tab-separated) table in UTF-8,
+cp949 or UTF-16 (as Excel saves them), or an ``.xlsx`` workbook (with openpyxl).
 
-A JSON array of job objects, a CSV (or tab-separated) table with a header row,
-or an Excel workbook (``.xlsx``, with ``pip install "aistudios-chromakey[excel]"``).
-Text may be UTF-8 (with or without Excel's BOM), cp949/EUC-KR (Korean Excel's
-"CSV (쉼표로 분리)") or UTF-16 with its BOM (Excel's tab-separated "유니코드
-텍스트"); bytes that are both UTF-8 and cp949 are read as UTF-8.
-
-Tables: the first non-empty row is the header, its names matched without
-regard to case or surrounding blanks. ``language``, ``text``, ``model`` and
-``clothes`` are required, in any order; optional columns are the export
-request's fields (_apis.py), ``filename`` (kept as ``job["filename"]``) and
-``extra.NAME``; any other column is kept for the request's validator to name.
-An empty optional cell leaves the field out; cells are trimmed, except
-``text``. ``uppercut`` becomes a number, ``isExport`` a boolean (``true``,
-``false``, ``1``, ``0``, ``yes``, ``no``). Blank rows are skipped.
-
-In a workbook a number in a text column becomes text as Excel shows it
-(``720``, ``1.5``), except one of 16 digits or more, which Excel may have
-rounded: that, like a date, is an error asking to format the column as text.
-Leading zeros Excel dropped are lost; formulas count by their last value.
+A table's first non-empty row is its header, matched without regard to case
+or blanks: the required fields in any order, then optional fields,
+``filename`` and ``extra.NAME``; unknown columns are kept for the validator
+to name. An empty optional cell leaves the field out; cells but ``text`` are
+trimmed. A workbook's number is text as Excel shows it, unless Excel may have
+rounded it: that, like a date, is an error.
 """
 
 from __future__ import annotations
@@ -49,23 +37,17 @@ _SAVE_AS_CSV = 'in Excel choose File > Save As > "CSV UTF-8 (쉼표로 분리)"'
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, the Excel 97-2003 format
 _ZIP_MAGIC = b"PK\x03\x04"  # .xlsx
 _EXCEL_DIGITS = 10**15  # Excel keeps 15 significant digits of a number
-# A cell that reads like a job rather than a column name: an ID or a language code.
-_DATA_LIKE = re.compile(r"[A-Za-z]{1,3}\d{4,}|[a-z]{2}(-[A-Za-z]{2,4})?")
-
+_DATA_LIKE = re.compile(r"[A-Za-z]{1,3}\d{4,}|[a-z]{2}(-[A-Za-z]{2,4})?")  # an ID or a language code
 _Rows = Sequence[Tuple[str, Sequence[Any]]]
 
 
 class JobsFileError(ValueError):
-    """A jobs file that cannot be read. The message names the file and, when
-    it can, the line or row and the column."""
+    """A jobs file that cannot be read: the message names the file, and the line or row and column."""
 
 
 @dataclass(frozen=True)
 class JobsFile:
-    """The jobs read from a jobs file (dicts for the export request, plus any
-    ``"filename"``), where each came from (``"item 2"``, ``"line 3"``, ``"row
-    4"``, for messages), the text encoding (``"UTF-8"``, ``"UTF-8 with BOM"``,
-    ``"UTF-16"``, cp949; ``None`` for a workbook) and the format."""
+    """The jobs, where each came from (``"line 3"``), the encoding (``None`` for a workbook), the format."""
 
     jobs: List[Dict[str, Any]]
     origins: List[str]
@@ -74,9 +56,8 @@ class JobsFile:
 
 
 def read_jobs_file(path: Union[str, os.PathLike[str]]) -> JobsFile:
-    """Read the jobs in a JSON, CSV or ``.xlsx`` file: ``.csv`` and ``.json``
-    by their suffix, workbooks by their content or suffix, any other file as
-    JSON if it starts with ``[``, else CSV. :class:`JobsFileError` says where
+    """The jobs in a JSON, CSV or ``.xlsx`` file: ``.csv`` and ``.json`` by their suffix, workbooks by their
+    content or suffix, others as JSON if they start with ``[``, else CSV. :class:`JobsFileError` says where
     and how to fix what cannot be read."""
     path = Path(path)
     try:
@@ -103,8 +84,7 @@ def read_jobs_file(path: Union[str, os.PathLike[str]]) -> JobsFile:
 
 
 def _decode(path: Path, data: bytes) -> Tuple[str, str]:
-    """The text and the name of its encoding: a byte-order mark decides,
-    else UTF-8, else cp949."""
+    """The text and its encoding's name: a byte-order mark decides, else UTF-8, else cp949."""
     if data.startswith(codecs.BOM_UTF8):
         attempts = [("utf-8-sig", "UTF-8 with BOM")]
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -146,8 +126,7 @@ def _read_json(path: Path, text: str) -> Tuple[List[Dict[str, Any]], List[str]]:
 
 
 def _read_csv(path: Path, text: str, utf16: bool) -> Tuple[List[Dict[str, Any]], List[str]]:
-    """Tab-separated if the header line has tabs and, unless the file is
-    UTF-16 (Excel's tab-separated "유니코드 텍스트"), no more commas than tabs."""
+    """Tab-separated if the header line has tabs and (but in Excel's UTF-16) no more commas than tabs."""
     header_line = next((line for line in text.splitlines() if line.strip()), "")
     tabs = header_line.count("\t")
     delimiter = "\t" if tabs and (utf16 or tabs >= header_line.count(",")) else ","
@@ -191,7 +170,6 @@ def _read_xlsx(path: Path, data: bytes) -> Tuple[List[Dict[str, Any]], List[str]
 
 
 def _read_table(path: Path, rows: _Rows) -> Tuple[List[Dict[str, Any]], List[str]]:
-    """Jobs from a header row and the rows below it."""
     rows = [(where, cells) for where, cells in rows if not all(_blank(cell) for cell in cells)]
     if not rows:
         raise JobsFileError(f"{path}: the file holds no table")
@@ -210,9 +188,8 @@ def _read_table(path: Path, rows: _Rows) -> Tuple[List[Dict[str, Any]], List[str
             elif _blank(cell):
                 if name in REQUIRED_FIELDS:
                     job[name] = ""  # for the validator to say it must not be empty
-            elif name.lower().startswith(EXTRA_KEY + "."):
-                extra = job.setdefault(EXTRA_KEY, {})  # sent as written: the service's own field
-                extra[name[len(EXTRA_KEY) + 1 :]] = _as_text(path, at, cell).strip()
+            elif name.lower().startswith(EXTRA_KEY + "."):  # sent as written: the service's own field
+                job.setdefault(EXTRA_KEY, {})[name[len(EXTRA_KEY) + 1 :]] = _as_text(path, at, cell).strip()
             else:
                 job[name] = _value(path, at, name, cell)
         jobs.append(job)
@@ -222,16 +199,14 @@ def _read_table(path: Path, rows: _Rows) -> Tuple[List[Dict[str, Any]], List[str
 
 
 def _header(path: Path, where: str, cells: Sequence[Any], data: _Rows) -> List[str]:
-    """The column names, canonical where known; ``""`` for an unnamed, empty
-    column (spreadsheets leave those after the table)."""
+    """The column names, canonical where known; ``""`` for an unnamed, empty column."""
     written = ["" if _blank(cell) else _as_text(path, where, cell).strip() for cell in cells]
     names = [_CANONICAL.get(name.lower(), name) for name in written]
     missing = [name for name in REQUIRED_FIELDS if name not in names]
     if missing:
         found = ", ".join(name for name in written if name) or "none"
-        first_row = ""
-        if not set(names) & set(_CANONICAL.values()) and any(_DATA_LIKE.fullmatch(name) for name in names):
-            first_row = "; the first row must be the header: it looks like a job"
+        like_a_job = not set(names) & set(_CANONICAL.values()) and any(_DATA_LIKE.fullmatch(n) for n in names)
+        first_row = "; the first row must be the header: it looks like a job" if like_a_job else ""
         raise JobsFileError(
             f"{path}, {where}: the header lacks the column(s) {', '.join(missing)} (found: {found}); "
             f"it needs {','.join(REQUIRED_FIELDS)} in any order, then any optional columns{first_row}"
@@ -246,7 +221,6 @@ def _header(path: Path, where: str, cells: Sequence[Any], data: _Rows) -> List[s
 
 
 def _value(path: Path, where: str, name: str, cell: Any) -> Any:
-    """A non-empty cell of a column other than ``text``, as the request wants it."""
     if name == "uppercut":
         if isinstance(cell, (int, float)) and not isinstance(cell, bool):
             return cell

@@ -1,22 +1,16 @@
 """The batch journal: what was paid for and what was saved, across runs.
 
-``.aistudios-chromakey.json`` in the output folder records each job's
-fingerprint, state, project key and file; no credential and no job text.
-It is a log of JSON lines, one per change, each appended with one write: a
-step costs the same whatever the batch's size (rewriting a whole document at
-every step made a batch quadratic), and a kill leaves at worst a torn last
-line, which the next run ignores. The records money depends on (an export
-about to be sent, the project key it got) reach the disk before the run goes
-on. The log is compacted, one line per job, when a run opens and ends it. A
-text file (not SQLite) stays readable with any editor and needs nothing a
-Python build may lack.
+A log of JSON lines in the output folder, one per change to a job (no
+credential, no job text), each appended with one write: a step costs the same
+whatever the batch's size, and a kill tears at most the last line, which the
+next run ignores. It is compacted to one line per job when a run opens and ends.
+Plain text, not SQLite: readable in any editor, and in every Python build.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
-import errno
 import json
 import logging
 import os
@@ -35,8 +29,7 @@ logger = logging.getLogger("aistudios_chromakey")
 JOURNAL_NAME = ".aistudios-chromakey.json"
 _FORMAT = "aistudios-chromakey journal"
 _VERSION = 2
-# Only what a killed run of this library leaves: a download's temporary file
-# (".<name>.<8 hex>.part") and a journal being rewritten.
+# What a killed run leaves: a download's temporary ".<name>.<8 hex>.part", a journal being rewritten.
 _LEFTOVER = re.compile(r"^\..+\.[0-9a-f]{8}\.part$|^" + re.escape(JOURNAL_NAME) + r"\..+\.tmp$")
 
 
@@ -64,8 +57,7 @@ class Entry:
     made: Optional[str] = None  # what the batch's finishing step made of the video (a transparent clip)
 
     def line(self, fingerprint: str) -> bytes:
-        fields = {k: v for k, v in asdict(self).items() if v is not None}
-        fields["state"] = self.state.value
+        fields = {k: v for k, v in asdict(self).items() if v is not None}  # the state is a str: JSON as its value
         return (json.dumps({"job": fingerprint, **fields}, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -93,29 +85,25 @@ class Journal:
     def put(self, fingerprint: str, entry: Entry) -> None:
         """Record a job's new state; durable before it returns where money depends on it."""
         self.entries[fingerprint] = entry
-        self._append(entry.line(fingerprint), durable=entry.state in _DURABLE, key=entry.project_key)
+        self._append(entry.line(fingerprint), entry.state in _DURABLE, entry.project_key)
 
     def forget(self, fingerprint: str) -> None:
         """The job was certainly not accepted: as if never tried."""
         if self.entries.pop(fingerprint, None) is not None:
-            self._append(json.dumps({"job": fingerprint, "forget": True}).encode() + b"\n", durable=False, key=None)
+            self._append(json.dumps({"job": fingerprint, "forget": True}).encode() + b"\n")
 
-    def _append(self, line: bytes, durable: bool, key: Optional[str]) -> None:
+    def _append(self, line: bytes, durable: bool = False, key: Optional[str] = None) -> None:
         if self._fd is None:
             return
         start = os.lseek(self._fd, 0, os.SEEK_END)
         try:
             written = 0
             while written < len(line):  # a full disk writes part of a record and says so only by its count
-                count = os.write(self._fd, line[written:])
-                if count <= 0:
-                    raise OSError(errno.ENOSPC, "no space left on the device")
-                written += count
+                written += os.write(self._fd, line[written:])
             if durable:
                 os.fsync(self._fd)
         except OSError as error:
-            # Whole or not at all: a part of a record is cut away, so the lines
-            # after it (should space come back) never follow a torn one.
+            # Whole or not at all: no later line (should space come back) follows a torn one.
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, start)
             note = f" The project key is {key}: note it." if key else ""
@@ -128,43 +116,35 @@ class Journal:
 
     def load(self) -> None:
         try:
-            text = self.path.read_bytes().decode("utf-8")
+            lines = self.path.read_bytes().decode("utf-8").split("\n")
         except FileNotFoundError:
             return
         except OSError as error:
             raise self._unreadable(error.strerror or str(error)) from None
         except UnicodeDecodeError:
             raise self._unreadable("not UTF-8 text") from None
-        lines = text.split("\n")
         records = []
         for number, line in enumerate(lines, start=1):
             try:
                 if line.strip():
                     records.append(self._record(number, line))
             except JournalError:
-                # A last line that is no whole record was torn by a kill in the
-                # middle of an append: it never happened. One that only lost its
-                # final newline (an editor saved it so) is kept: it may hold the
-                # key of a paid render. (The header, written by a rename, is never torn.)
+                # A broken last line was torn by a kill mid-append: it never happened. (One that only lost its
+                # final newline is kept: it may hold a paid render's key. The header, renamed in, is never torn.)
                 if number < len(lines) or number == 1:
                     raise
-        if not records:
-            return
-        header = records[0]
-        if header.get("format") != _FORMAT:
+        if records and records[0].get("format") != _FORMAT:
             raise self._unreadable("not a journal of aistudios-chromakey")
-        if header.get("version") != _VERSION:
-            raise self._unreadable(f"journal version {header.get('version')!r}, expected {_VERSION}")
-        entries: Dict[str, Entry] = {}
+        if records and records[0].get("version") != _VERSION:
+            raise self._unreadable(f"journal version {records[0].get('version')!r}, expected {_VERSION}")
         for number, record in enumerate(records[1:], start=2):
             fingerprint = record.get("job")
             if not isinstance(fingerprint, str):
                 raise self._unreadable(f"line {number} names no job")
             if record.get("forget") is True:
-                entries.pop(fingerprint, None)
+                self.entries.pop(fingerprint, None)
             else:
-                entries[fingerprint] = self._entry(record, f"line {number}")
-        self.entries = entries
+                self.entries[fingerprint] = self._entry(record, number)
 
     def _record(self, number: int, line: str) -> Dict[str, Any]:
         try:
@@ -175,17 +155,17 @@ class Journal:
             raise self._unreadable(f"line {number} is not a JSON object")
         return record
 
-    def _entry(self, record: Dict[str, Any], where: str) -> Entry:
+    def _entry(self, record: Dict[str, Any], number: int) -> Entry:
         try:
             state = JobState(record.get("state"))
         except ValueError:
-            raise self._unreadable(f"{where}: unknown state {record.get('state')!r}") from None
+            raise self._unreadable(f"line {number}: unknown state {record.get('state')!r}") from None
         position = record.get("position")
         fields = {name: record.get(name) for name in ("project_key", "file", "size", "sha256", "verified", "made")}
         if not isinstance(position, int) or not all(
             value is None or isinstance(value, int if name == "size" else str) for name, value in fields.items()
         ):
-            raise self._unreadable(f"{where}: a field has the wrong type")
+            raise self._unreadable(f"line {number}: a field has the wrong type")
         return Entry(position, state, **fields)
 
     def _unreadable(self, reason: str) -> JournalError:
@@ -201,7 +181,18 @@ class Journal:
         lines += [entry.line(fingerprint) for fingerprint, entry in self.entries.items()]
         self.close()
         try:
-            _replace_durably(self.path, b"".join(lines))
+            descriptor, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=JOURNAL_NAME + ".", suffix=".tmp")
+            try:
+                with os.fdopen(descriptor, "wb") as out:
+                    out.write(b"".join(lines))
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temporary, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+            sync_folder(self.path.parent)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         except OSError as error:
             raise JournalError(
@@ -222,47 +213,27 @@ class Journal:
             self._fd = None
 
 
-def _replace_durably(path: Path, content: bytes) -> None:
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    sync_folder(path.parent)
-
-
 def sync_folder(folder: Path) -> None:
     """Make a rename in ``folder`` durable (where the platform allows)."""
-    if sys.platform == "win32":
-        return
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    if sys.platform != "win32":
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 @contextlib.contextmanager
 def open_journal(folder: Path, keep: bool) -> Iterator[Journal]:
-    """The folder's journal, locked against a second run, loaded and
-    compacted; with ``keep=False`` a journal that remembers nothing."""
+    """The folder's journal, locked against a second run, loaded and compacted (``keep=False``: remembering nothing)."""
     journal = Journal(folder)
-    # Even without a journal, the folder's one run: another run's leftover
-    # cleaning must never take this run's downloads for a killed run's.
-    with _folder_lock(folder):
+    with _folder_lock(folder):  # without a journal too: another run's cleaning would take our downloads
         if not keep:
             yield journal
             return
         journal.load()
         journal.compact()
-        # The temporary files a killed run of this folder left (the folder is
-        # locked: no other run is writing them).
+        # What a killed run left (the folder is locked: no other run is writing it).
         removed = 0
         for entry in os.scandir(folder):
             if _LEFTOVER.match(entry.name) and entry.is_file(follow_symlinks=False):
@@ -279,9 +250,7 @@ def open_journal(folder: Path, keep: bool) -> Iterator[Journal]:
 
 @contextlib.contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
-    """Keep a second run out of this folder while this one runs (two runs
-    sharing a journal would each export what the other did). The lock is on
-    the folder itself and dies with the process."""
+    """Keep a second run out of ``folder``: two runs sharing a journal would each export what the other did."""
     if sys.platform == "win32":  # no advisory locks: one run per folder is then up to the user
         yield
         return

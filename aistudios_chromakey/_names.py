@@ -7,6 +7,7 @@ import errno
 import os
 import re
 import string
+import textwrap
 import threading
 import unicodedata
 from pathlib import Path
@@ -15,16 +16,13 @@ from urllib.parse import unquote, urlsplit
 
 MAX_NAME_BYTES = 150
 DEFAULT_EXTENSION = "mp4"
-# Windows counts the superscript digits ¹ ² ³ as digits in device names,
-# and CONIN$/CONOUT$ are the console's.
+# Windows counts the superscript digits ¹ ² ³ in device names; CONIN$/CONOUT$ are the console's.
 _WINDOWS_RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"] + [port + d for port in ("COM", "LPT") for d in "123456789¹²³"]
 )
 #: The extensions a saved video keeps; any other is replaced by ``.mp4``.
 VIDEO_EXTENSIONS = frozenset({"mp4", "mov", "m4v", "webm", "mkv", "avi"})
-_NO_HARD_LINKS = frozenset(
-    code for code in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS) if code
-)
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS})
 _UNSAFE = re.compile(r'[<>:"/\\|?*]')
 
 
@@ -34,31 +32,23 @@ def truncate_utf8(text: str, limit: int) -> str:
 
 
 def safe_filename(url: str, fallback: Optional[str] = None) -> str:
-    """The file name the tutorial would use for ``url`` (the basename of its
-    path), made safe (:func:`safe_name`); ``fallback`` (a project key) for an
-    address without a name."""
+    """The tutorial's file name for ``url`` (the basename of its path), made
+    safe (:func:`safe_name`); ``fallback`` (a project key) for an address without one."""
     basename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
     return safe_name(re.split(r"[/\\]", basename)[-1], fallback)
 
 
 def safe_name(raw: str, fallback: Optional[str] = None) -> str:
-    """``raw`` made safe to create in any folder: folder separators, control
-    and reserved characters replaced, leading dots and Windows device names
-    defused, the length bounded (the extension kept), ``.mp4`` in place of an
-    extension that is not a video's; empty, it falls back to ``fallback`` or
-    ``video``."""
-    name = _clean(raw)
-    if not name and fallback:
-        name = _clean(fallback)
-    if not name:
-        name = "video"
+    """``raw`` made safe to create in any folder: separators, control and reserved characters replaced,
+    leading dots and Windows device names defused, the length bounded, ``.mp4`` in place of an
+    extension that is not a video's; empty, it falls back to ``fallback`` or ``video``."""
+    name = _clean(raw) or _clean(fallback or "") or "video"
     stem, dot, extension = name.rpartition(".")
     if not dot or not stem or not 1 <= len(extension) <= 8 or not extension.isalnum():
         stem, extension = name, DEFAULT_EXTENSION  # no extension: one is added
     elif extension.lower() not in VIDEO_EXTENSIONS:
-        # What was checked to be a video must not open as a program or a page
-        # (.exe, .html, .desktop) when double-clicked: it keeps a video
-        # extension of its own (clip.mp4 of clip.mp4.exe), else gets .mp4.
+        # A video must not open as a program or a page (.exe, .html) when double-clicked: it keeps
+        # a video extension of its own (clip.mp4 of clip.mp4.exe), else gets .mp4.
         inner_stem, inner_dot, inner = stem.rpartition(".")
         if inner_dot and inner_stem and inner.lower() in VIDEO_EXTENSIONS:
             stem, extension = inner_stem, inner
@@ -73,8 +63,7 @@ def safe_name(raw: str, fallback: Optional[str] = None) -> str:
 
 def _clean(raw: str) -> str:
     name = "".join("_" if unicodedata.category(ch).startswith("C") else ch for ch in raw)
-    name = _UNSAFE.sub("_", name)
-    return name.strip().lstrip(".").rstrip(". ")
+    return _UNSAFE.sub("_", name).strip().lstrip(".").rstrip(". ")
 
 
 #: The fields a batch's ``filename_template`` may use.
@@ -82,33 +71,27 @@ TEMPLATE_FIELDS = ("position", "text", "language", "model", "clothes", "key", "n
 _WORDS = 30  # characters of the text that {text} keeps, cut between words
 
 
-def check_template(template: Any) -> str:
-    """A batch's file name template, tried on sample values; a ``ValueError``
-    naming what is wrong, before anything is sent."""
+def check_template(template: Any) -> None:
+    """A ``ValueError`` naming what is wrong with a batch's file name template, before anything is sent."""
     if not isinstance(template, str) or not template.strip():
         raise ValueError(f"filename_template must be a non-empty string, not {template!r}")
-    known = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
     try:
         fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
-    except ValueError as error:
-        raise ValueError(f"filename_template {template!r} cannot be used: {error}") from None
-    for field in fields:
         # A bare name only: an index or an attribute ({text[3]}, {position.real})
         # could fail on one job's values, after its render was paid for.
-        if field not in TEMPLATE_FIELDS:
-            raise ValueError(f"filename_template uses {{{field}}}, which is not one of {known}")
-    sample = {"position": 1, "text": "text", "key": "key", "name": "name", "language": "ko"}
-    try:
-        template.format(**{**dict.fromkeys(TEMPLATE_FIELDS, "x"), **sample})
+        unknown = [field for field in fields if field not in TEMPLATE_FIELDS]
+        if not unknown:
+            template.format(**{**dict.fromkeys(TEMPLATE_FIELDS, "x"), "position": 1})
     except (KeyError, ValueError, IndexError, TypeError) as error:
         raise ValueError(f"filename_template {template!r} cannot be used: {error}") from None
-    return template
+    if unknown:
+        known = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+        raise ValueError(f"filename_template uses {{{unknown[0]}}}, which is not one of {known}")
 
 
 def video_name(filename: Optional[str], template: Optional[str], position: int, body: Mapping[str, Any], key: str,
                url: str) -> str:  # fmt: skip
-    """A job's file name: its own ``filename``, else the batch's template,
-    else the tutorial's (the address's basename)."""
+    """A job's file name: its own ``filename``, else the batch's template, else the tutorial's."""
     if filename:
         return filename
     if not template:
@@ -120,20 +103,14 @@ def video_name(filename: Optional[str], template: Optional[str], position: int, 
 
 
 def first_words(text: str, limit: int) -> str:
-    """The words that begin ``text``, within ``limit`` characters."""
+    """The words that begin ``text``, within ``limit`` characters (the first cut if it alone is longer)."""
     words = text.split()
-    kept = ""
-    for word in words:
-        candidate = f"{kept} {word}".strip()
-        if len(candidate) > limit:
-            break
-        kept = candidate
+    kept = textwrap.shorten(" ".join(words), limit, placeholder="", break_on_hyphens=False, break_long_words=False)
     return kept or (words[0][:limit] if words else "")
 
 
 def check_filename(filename: Any) -> str:
-    """A job's ``filename``: a plain name, no folders (a ``ValueError``
-    otherwise), made safe as every name the library writes (:func:`safe_name`)."""
+    """A job's ``filename``, a plain name (else a ``ValueError``), made safe (:func:`safe_name`)."""
     plain = isinstance(filename, str) and filename.strip() and filename not in (".", "..")
     if not plain or re.search(r"[/\\\x00]", filename):
         raise ValueError(f"filename must be a plain file name without folders, not {filename!r}")
@@ -146,32 +123,26 @@ _PLACING = threading.Lock()
 
 
 def place(temporary: Path, folder: Path, name: str, same: Callable[[Path], bool]) -> Path:
-    """Give ``temporary`` its final name without replacing any file: ``name``,
-    else ``stem-2.ext``, ``stem-3.ext``... A file already there that ``same``
-    says holds these very bytes (a run killed after saving this video, before
-    its journal said so) is taken as it is, rather than copied beside itself."""
+    """Give ``temporary`` its final name without replacing any file: ``name``, else ``stem-2.ext``...
+    A file there that ``same`` says holds these very bytes (a run killed after saving this video,
+    before its journal said so) is taken as it is, rather than copied beside itself."""
     stem, dot, extension = name.rpartition(".") if "." in name else (name, "", "")
     for n in range(1, 10_000):
         candidate = folder / (name if n == 1 else f"{stem}-{n}{dot}{extension}")
         try:
             os.link(temporary, candidate)
-        except FileExistsError:
-            pass
         except OSError as error:
-            if error.errno not in _NO_HARD_LINKS:
-                raise
-            # No hard links on this file system (FAT, exFAT, some shares): a
-            # check and a rename, one download at a time, or two finishing
-            # together would both find the name free. (Another process is
-            # kept out of the folder by the batch's folder lock.)
-            with _PLACING:
-                if not candidate.exists():
-                    os.replace(temporary, candidate)
-                    return candidate
-        else:
-            os.unlink(temporary)
-            return candidate
-        if same(candidate):  # taken: by these very bytes?
-            os.unlink(temporary)
-            return candidate
+            if not isinstance(error, FileExistsError):
+                if error.errno not in _NO_HARD_LINKS:
+                    raise
+                # No hard links here (FAT, exFAT, some shares): a check and a rename, one download at a time,
+                # or two finishing together would both find the name free. (The folder lock keeps other runs out.)
+                with _PLACING:
+                    if not candidate.exists():
+                        os.replace(temporary, candidate)
+                        return candidate
+            if not same(candidate):  # taken, and not by these very bytes
+                continue
+        os.unlink(temporary)
+        return candidate
     raise FileExistsError(errno.EEXIST, f"too many files named like {name!r}", str(folder))
