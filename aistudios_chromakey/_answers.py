@@ -25,11 +25,8 @@ MAX_ANSWER_BYTES = 1024 * 1024
 _SNIPPET = 200
 _SHORT = 8
 
-# How a refused or expired credential is told from any other refusal when it
-# comes as HTTP 200 with success: false (as the docs' samples expect; no page
-# lists the codes): its code is 401 or 403, or its code or message speaks of
-# a credential. A failed render, an unknown project or a bad field says none
-# of these words, and goes on being what it is.
+# A refused credential answered with HTTP 200 and success: false (no page lists the codes): its
+# code or message speaks of a credential, which a failed render or a bad field never does.
 _CREDENTIAL_WORDS = re.compile(r"token|auth|credential|jwt|app.?id|user.?key|api.?key|forbidden|access.?denied", re.I)
 # A V3 state that says the render failed (none is documented): any case.
 _FAILED_STATE = re.compile(r"fail|error|cancel", re.I)
@@ -43,11 +40,10 @@ Redact = Callable[[str], str]
 
 
 def redactor(secrets: Iterable[str]) -> Redact:
-    """A function that blanks every one of ``secrets`` out of a text; applied
-    before any text is cut short, so no part of a secret survives. A secret
-    shorter than :data:`_SHORT` characters (no issued key is; a typo or a test
-    value may be) is blanked only where it stands alone: blanking every ``a``
-    inside words would shred the service's message and hide nothing."""
+    """A function that blanks every one of ``secrets`` out of a text (before
+    any text is cut short). A secret shorter than :data:`_SHORT` characters (a
+    typo, a test value) is blanked only where it stands alone: blanking every
+    ``a`` inside words would shred the service's message and hide nothing."""
     hidden = sorted({s for s in secrets if s}, key=len, reverse=True)
     short = [re.compile(rf"(?<![0-9A-Za-z]){re.escape(s)}(?![0-9A-Za-z])") for s in hidden if len(s) < _SHORT]
     long = [s for s in hidden if len(s) >= _SHORT]
@@ -101,14 +97,14 @@ class Progress:
         return ready and bool(self.address)
 
 
-def read_answer(response: requests.Response, redact: Redact, limit: int = MAX_ANSWER_BYTES) -> Answer:
-    """Read a streamed answer, at most ``limit`` bytes, and parse its JSON."""
+def read_answer(response: requests.Response, redact: Redact) -> Answer:
+    """Read a streamed answer, at most :data:`MAX_ANSWER_BYTES`, and parse its JSON."""
     raw = bytearray()
     for chunk in response.iter_content(chunk_size=16 * 1024):
         raw += chunk
-        if len(raw) > limit:
+        if len(raw) > MAX_ANSWER_BYTES:
             raise ServiceError(
-                f"the service's answer (HTTP {response.status_code}) is larger than {limit} bytes; "
+                f"the service's answer (HTTP {response.status_code}) is larger than {MAX_ANSWER_BYTES} bytes; "
                 "it was not read further",
                 status=response.status_code,
             )
@@ -126,8 +122,7 @@ def read_answer(response: requests.Response, redact: Redact, limit: int = MAX_AN
 
 
 def credential_refused(answer: Answer) -> bool:
-    """Whether the answer refuses the credential: HTTP 401 or 403, or a
-    ``success: false`` whose code or message says so (see ``_CREDENTIAL_WORDS``)."""
+    """HTTP 401 or 403, or a ``success: false`` whose code or message refuses the credential."""
     if answer.status in (401, 403):
         return True
     body = answer.body
@@ -164,13 +159,9 @@ def _text(value: Any) -> str:
     return " ".join(str(value).split())
 
 
-_CHECK_IT = "Check it in your AI STUDIOS profile."
-
-
-def refuse_errors(answer: Answer, what: str, credential: str = "credential", hint: str = _CHECK_IT) -> None:
-    """Raise for the answers no endpoint can use: a refused ``credential``
-    (its kind, for the message; ``hint`` says what to do), a rate limit, a
-    server error, or no JSON."""
+def refuse_errors(answer: Answer, what: str, credential: str, hint: str) -> None:
+    """Raise for the answers no endpoint can use: a refused ``credential`` (its
+    kind; ``hint`` says what to do), a rate limit, a server error, or no JSON."""
     status, detail = answer.status, answer.detail
     if credential_refused(answer):
         raise AuthenticationError(f"{what}: the service refused the {credential} ({detail}). {hint}")
@@ -194,7 +185,7 @@ def uncertain(what: str, reason: str) -> ExportUncertain:
     )
 
 
-def project_key_of(answer: Answer, what: str, credential: str, hint: str = _CHECK_IT) -> str:
+def project_key_of(answer: Answer, what: str, credential: str, hint: str) -> str:
     """The project key an export's answer carries; or the error it is."""
     status = answer.status
     if 200 <= status < 300 and answer.body is None:

@@ -1,11 +1,7 @@
-"""The service's two APIs (what ``api=`` names): where each lives, its
-paths, the optional fields its export request documents, and how a service
-address is written.
-
-``legacy`` is the tutorial's (``/api/odin/simple/video``, the project key
-in ``data.key``); ``v3`` is the one today's docs list
-(``/api/odin/v3/simple/video``, ``data.projectId``), whose calls carry an
-access token minted from an AppId and a UserKey (docs.aistudios.com).
+"""The service's two APIs (what ``api=`` names), and how a service address
+is written. ``legacy`` is the tutorial's (``/api/odin/simple/video``, the
+project key in ``data.key``); ``v3`` is today's docs' (``data.projectId``),
+whose calls carry an access token minted from an AppId and a UserKey.
 """
 
 from __future__ import annotations
@@ -24,28 +20,16 @@ TEXT, NUMBER, URL, BOOLEAN, RESOLUTION = "text", "number", "url", "boolean", "re
 
 @dataclass(frozen=True)
 class Api:
-    """One of the service's APIs.
+    """One of the service's APIs."""
 
-    :ivar name: ``"legacy"`` or ``"v3"``.
-    :ivar host: the documented ``scheme://host`` of its API.
-    :ivar export_path: where an export request is POSTed.
-    :ivar progress_path: the progress endpoint, followed by the project key.
-    :ivar optional: the optional fields of its export request, by kind.
-    :ivar mints_tokens: whether its calls use an access token minted from an
-        AppId and a UserKey (V3).
-    :ivar defaults: fields sent with every export unless the job sets them.
-    :ivar hosts: other documented hosts of the API, by the name that picks
-        them as ``base_url``.
-    """
-
-    name: str
-    host: str
-    export_path: str
-    progress_path: str
-    optional: Mapping[str, str]
-    mints_tokens: bool = False
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-    hosts: Mapping[str, str] = field(default_factory=dict)
+    name: str  # "legacy" or "v3"
+    host: str  # the documented scheme://host
+    export_path: str  # where an export request is POSTed
+    progress_path: str  # followed by the project key
+    optional: Mapping[str, str]  # the optional fields of its export request, by kind
+    mints_tokens: bool = False  # its calls use an access token minted from an AppId and a UserKey (V3)
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # sent with every export unless the job sets them
+    hosts: Mapping[str, str] = field(default_factory=dict)  # other documented hosts, by the base_url naming them
 
 
 LEGACY = Api(
@@ -71,16 +55,12 @@ V3 = Api(
 )
 APIS: Mapping[str, Api] = {"legacy": LEGACY, "v3": V3}
 
-#: V3: where an access token is minted from an AppId and a UserKey.
-TOKEN_PATH = "/api/odin/v3/auth/token"
-#: V3: whether a token is accepted (``{"isAuthenticated": bool}``).
-AUTH_PATH = "/api/odin/v3/auth"
-#: V3: the model catalogue with clothes (listed by the docs up to 1.4.x).
-MODEL_PATH = "/api/odin/v3/model"
-#: V3: the account's exported projects (``id``, ``name``, ``state``, ``download_url``).
-PROJECTS_PATH = "/api/odin/v3/editor/project"
-#: V3: the model list of today's docs (1.5.x on): ``{id, label, avatarType}``, no clothes.
-DROPDOWN_PATH = "/api/odin/v3/dropdown/models"
+# V3's other pages.
+TOKEN_PATH = "/api/odin/v3/auth/token"  # an access token minted from an AppId and a UserKey
+AUTH_PATH = "/api/odin/v3/auth"  # whether a token is accepted: {"isAuthenticated": bool}
+MODEL_PATH = "/api/odin/v3/model"  # the model catalogue with clothes (documented up to 1.4.x)
+PROJECTS_PATH = "/api/odin/v3/editor/project"  # the account's exported projects: id, name, state, download_url
+DROPDOWN_PATH = "/api/odin/v3/dropdown/models"  # today's model list (1.5.x on): {id, label, avatarType}, no clothes
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -96,17 +76,14 @@ def api_named(api: str) -> Api:
 def service_address(api: Api, base_url: Optional[str]) -> str:
     """The service's address in one canonical spelling: the argument, else
     ``$AISTUDIOS_BASE_URL`` (to aim a script at the simulator unchanged),
-    else the API's documented host. A name of :attr:`Api.hosts` (``"cn"``
-    for V3's China service) stands for that host.
-
-    Case, a default port, a trailing dot and a trailing slash are dropped, so
-    that one service has one address (the batch journal's fingerprints
-    depend on it).
+    else the API's documented host; a name of :attr:`Api.hosts` (``"cn"``)
+    stands for that host. Case, a default port, a trailing dot and slash are
+    dropped: the batch journal's fingerprints need one address per service.
     """
     if base_url is None:
         base_url = os.environ.get(BASE_URL_ENV) or api.host
-    if isinstance(base_url, str) and base_url.strip().lower() in named_hosts():
-        name = base_url.strip().lower()
+    name = base_url.strip().lower() if isinstance(base_url, str) else None
+    if name in named_hosts():
         if name not in api.hosts:
             raise ValueError(f"base_url {name!r} names a host of another API than {api.name!r}")
         base_url = api.hosts[name]

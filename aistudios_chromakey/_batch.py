@@ -1,35 +1,33 @@
 """The whole tutorial loop for a batch: every job's life (_life.py), in turn
 or interleaved.
 
-``concurrency=1`` is the tutorial's sequential loop: each life runs to its
-end on the caller's thread before the next begins. ``concurrency=N`` keeps
-up to N lives going at once: this one thread resumes each when its next
-poll is due, and each video downloads beside it in a small pool of threads,
-the only ones a batch starts. Why threads there: a video streams for seconds
-(tens of MB from a storage host that gives each connection a bounded speed),
-and while one thread streamed it no render was polled and no export sent;
-requests offers no non-blocking reads to interleave chunks in one thread, so
-the pool's workers only fill files and report their bytes.
+``concurrency=1`` is the tutorial's loop: each life runs to its end on the
+caller's thread before the next begins. ``concurrency=N`` keeps up to N
+lives going: this thread resumes each when its next poll is due, and each
+video downloads beside it in a pool of threads, the only ones a batch
+starts (requests offers no non-blocking reads, and a video streams for
+seconds during which no render would be polled and no export sent).
 
-With ``resume=True`` the journal (_journal.py) records each job's project
-key the moment its export is accepted, before the first poll, so re-running
-an interrupted batch polls the renders already paid for instead of
-exporting them again, and skips finished jobs whose file is still there.
+With ``resume=True`` the journal (_journal.py) records each project key as
+soon as its export is accepted, so a re-run polls the renders already paid
+for instead of exporting them again, and skips finished jobs.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import heapq
 import itertools
 import logging
+import math
 import os
 import threading
 import time
 from collections import deque
+from concurrent import futures
 from pathlib import Path
 from typing import Any, Callable, Dict, Generator, Iterable, List, Mapping, Optional, Tuple, Union
 
+from . import _preflight as preflight
 from ._client import Client
 from ._deadlines import cut_now
 from ._download import SavedVideo
@@ -40,8 +38,6 @@ from ._journal import Entry, JobState, open_journal
 from ._life import Fetch, Finish, Run, Step, Task, Then, life
 from ._names import check_template
 from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT, check_timing
-from ._preflight import check_adopted, check_concurrency, check_folder, fingerprints, projects_like
-from ._preflight import check_catalogue as check_models
 
 logger = logging.getLogger("aistudios_chromakey")
 
@@ -49,6 +45,7 @@ logger = logging.getLogger("aistudios_chromakey")
 MAX_DOWNLOADS = 32
 _PROGRESS_EVERY = 0.25  # seconds between two "downloading" events of a job
 Life = Generator[Step, Any, None]
+Wanted = Union[Fetch, Finish]
 
 
 def run_batch(
@@ -69,28 +66,27 @@ def run_batch(
     """:func:`aistudios_chromakey.export_chromakeys` on ``client``."""
     checked = check_jobs(jobs, client.api, client.max_text_length)
     client.credentials.resolve()
-    check_concurrency(concurrency)
+    preflight.check_concurrency(concurrency)
     check_timing(poll_interval, timeout)
     if filename_template is not None:
         check_template(filename_template)
     folder = Path(out_dir)
-    check_folder(folder)
+    preflight.check_folder(folder)
     if client.api.mints_tokens and check_catalogue:
-        check_models(client, checked)
-    adopted = check_adopted(adopt, len(checked), resume)
-    tasks = [Task(job, f) for job, f in zip(checked, fingerprints(checked, client.api.name, client.base_url))]
+        preflight.check_catalogue(client, checked)
+    adopted = preflight.check_adopted(adopt, len(checked), resume)
+    fingerprints = preflight.fingerprints(checked, client.api.name, client.base_url)
+    tasks = [Task(job, fingerprint) for job, fingerprint in zip(checked, fingerprints)]
     with open_journal(folder, keep=resume) as journal:
         run = _Batch(client, journal, folder, poll_interval, timeout, on_progress, filename_template, then)
         try:
             run.drive(tasks, adopted, concurrency)
         except KeyboardInterrupt as interrupt:
-            if resume:
-                message = (
-                    f"batch interrupted; the journal is {journal.path}. "
-                    "Run the same batch again to resume without paying twice."
-                )
-            else:
-                message = "batch interrupted; resume=False kept no journal, so a new run exports every job again."
+            message = "batch interrupted; " + (
+                f"the journal is {journal.path}. Run the same batch again to resume without paying twice."
+                if resume
+                else "resume=False kept no journal, so a new run exports every job again."
+            )
             logger.warning("%s", message)
             raise KeyboardInterrupt(message) from interrupt
     failures = [(task.position, task.error) for task in tasks if task.error is not None]
@@ -116,31 +112,28 @@ class _Batch(Run):
             if entry is None or entry.project_key != key:
                 logger.info("job %d: adopting project %s", position, key)
                 self.journal.put(task.fingerprint, Entry(position, JobState.SUBMITTED, key))
-        waiting = deque(task for task in tasks if not self.recall(task))
+        left = [task for task in tasks if not self.recall(task)]
+        waiting = deque(task for task in left if task.project_key is None)
         order = itertools.count()
         due: List[Tuple[float, int, Life, Any]] = []  # (when, order, life, what to send it): a heap
-        pool = _Pool(min(concurrency, MAX_DOWNLOADS)) if concurrency > 1 else None
-        alive = 0
 
-        def start(task: Task) -> None:
-            nonlocal alive
-            alive += 1
-            heapq.heappush(due, (0.0, next(order), life(self, task), None))
+        def push(step: Life, when: float = 0.0, value: Any = None) -> None:
+            heapq.heappush(due, (when, next(order), step, value))
 
-        for task in [task for task in waiting if task.project_key is not None]:
-            if task.saved is None:
-                logger.info("job %d: resuming project %s from the journal", task.position, task.project_key)
-            waiting.remove(task)
-            start(task)
+        for task in left:
+            if task.project_key is not None:
+                if task.saved is None:
+                    logger.info("job %d: resuming project %s from the journal", task.position, task.project_key)
+                push(life(self, task))
+        pool = _Pool(min(concurrency, MAX_DOWNLOADS), self.work, self.tell)  # threads start with its first download
         try:
-            while waiting or due or (pool and pool.running):
-                while waiting and alive < concurrency:
-                    start(waiting.popleft())
-                if pool is not None:
-                    for step, outcome in pool.wait(due[0][0] if due else None, self.emit):
-                        heapq.heappush(due, (0.0, next(order), step, outcome))
+            while waiting or due or pool.running:
+                while waiting and len(due) + len(pool.running) < concurrency:  # every life is in one of them
+                    push(life(self, waiting.popleft()))
+                for step, outcome in pool.wait(due[0][0] if due else math.inf):
+                    push(step, value=outcome)
                 if not due or due[0][0] > time.monotonic():
-                    if due and not (pool and pool.running):  # nothing to wait for but the next life
+                    if due and not pool.running:  # nothing to wait for but the next life
                         time.sleep(max(0.0, due[0][0] - time.monotonic()))
                     continue
                 _, _, step, value = heapq.heappop(due)
@@ -148,63 +141,61 @@ class _Batch(Run):
                 try:
                     wanted = step.send(value)
                 except StopIteration:
-                    alive -= 1
                     continue
                 if isinstance(wanted, float):
-                    heapq.heappush(due, (wanted, next(order), step, None))
-                elif pool is not None:
-                    pool.start(step, wanted, self.work(wanted))
+                    push(step, wanted)
+                elif concurrency > 1:
+                    pool.start(step, wanted)
                 else:  # in turn: on this thread, as the tutorial does
-                    heapq.heappush(due, (0.0, next(order), step, self.now(wanted)))
+                    push(step, value=self.now(wanted))
         finally:
-            if pool is not None:
-                pool.stop()  # an interrupted batch leaves no download behind
+            pool.stop()  # an interrupted batch leaves no download behind
 
-    def work(self, wanted: Union[Fetch, Finish]) -> Callable[[Callable[[], None]], Any]:
-        """The download or the finishing step ``wanted``, as a function of a
-        check called at each piece of progress (which may stop it)."""
-        task, folder, then = wanted.task, self.folder, self.then
-        if isinstance(wanted, Finish):
-            assert then is not None
+    def work(self, wanted: Wanted, check: Callable[[], None]) -> Any:
+        """Download or finish ``wanted``, calling ``check`` (which may stop it)
+        at each piece of progress; returns what its life is sent back."""
+        task = wanted.task
 
-            def finish(check: Callable[[], None]) -> Any:
-                def fraction(done: float) -> None:
-                    check()
-                    task.finished = done
+        def downloaded(received: int, total: Optional[int]) -> None:
+            check()
+            task.received, task.total = received, total
 
-                try:
-                    return then(wanted.video, fraction)
-                except (AIStudiosError, _Cancelled):
-                    raise
-                except Exception as error:  # ffmpeg gone, a full disk...: this job's failure, not the batch's
-                    raise AIStudiosError(f"finishing {wanted.video.name}: {type(error).__name__}: {error}") from None
+        def finished(done: float) -> None:
+            check()
+            task.finished = done
 
-            return finish
+        if isinstance(wanted, Fetch):
+            try:
+                return self.client.save_video(wanted.url, self.folder, wanted.name, progress=downloaded)
+            except AIStudiosError as error:
+                return error if isinstance(error, DownloadError) else DownloadError(str(error))
+        assert self.then is not None
+        try:
+            return self.then(wanted.video, finished)
+        except AIStudiosError as error:
+            return error
+        except Exception as error:  # ffmpeg gone, a full disk...: this job's failure, not the batch's
+            return AIStudiosError(f"finishing {wanted.video.name}: {type(error).__name__}: {error}")
 
-        def fetch(check: Callable[[], None]) -> Any:
-            def progress(received: int, total: Optional[int]) -> None:
-                check()
-                task.received, task.total = received, total
-
-            return self.client.save_video(wanted.url, folder, wanted.name, progress=progress)
-
-        return fetch
-
-    def now(self, wanted: Union[Fetch, Finish]) -> Any:
+    def now(self, wanted: Wanted) -> Any:
         """``wanted`` done on this thread, telling its progress every quarter second."""
-        kind = "finishing" if isinstance(wanted, Finish) else "downloading"
-        last = time.monotonic()  # the life has just told its start
+        last = time.monotonic()
 
         def check() -> None:
             nonlocal last
             if time.monotonic() - last >= _PROGRESS_EVERY:
                 last = time.monotonic()
-                _tell(self.emit, kind, wanted.task)
+                self.tell(wanted)
 
-        try:
-            return self.work(wanted)(check)
-        except AIStudiosError as error:
-            return error if kind == "finishing" or isinstance(error, DownloadError) else DownloadError(str(error))
+        return self.work(wanted, check)
+
+    def tell(self, wanted: Wanted) -> None:
+        """How far a download or a finishing step is."""
+        task = wanted.task
+        if isinstance(wanted, Finish):
+            self.emit("finishing", task, progress=100.0 * task.finished)
+        else:
+            self.emit("downloading", task, progress=100.0, received=task.received, total=task.total)
 
     # --- what an earlier run did ---------------------------------------------
 
@@ -217,8 +208,8 @@ class _Batch(Run):
             # Its render was seen to fail; ask once more before paying for a new one.
             task.project_key, task.recheck = entry.project_key, entry.project_key is not None
             return False
-        if entry.state is JobState.DONE and entry.file and self.intact(entry):
-            path = self.folder / entry.file
+        path = self.folder / entry.file if entry.file else None
+        if entry.state is JobState.DONE and path and path.is_file() and entry.size in (None, path.stat().st_size):
             task.project_key = entry.project_key
             task.saved = SavedVideo(path, entry.size or path.stat().st_size, entry.sha256 or "", entry.verified)
             if self.then is not None and not (entry.made and (self.folder / entry.made).exists()):
@@ -233,22 +224,18 @@ class _Batch(Run):
             task.delivered = entry if entry.state is JobState.DONE else None
             return False
         if entry.state in (JobState.UNCERTAIN, JobState.EXPORTING):
-            self.fail(
-                task,
-                ExportUncertain(
-                    f"job {task.position}: an earlier run sent its export but lost the answer, so it may exist and "
-                    "be paid for. Check your AI STUDIOS dashboard; to export it anyway, run it on its own with "
-                    "resume=False." + self.adoption_hint(task)
-                ),
+            lost = (
+                f"job {task.position}: an earlier run sent its export but lost the answer, so it may exist and be "
+                "paid for. Check your AI STUDIOS dashboard; to export it anyway, run it on its own with resume=False."
             )
+            self.fail(task, ExportUncertain(lost + self.adoption_hint(task)))
             return True
         return False
 
     def adoption_hint(self, task: Task) -> str:
         """V3: the account's listed projects that may be this job's lost
         export, with the ``adopt`` that takes one. Never adopted on its own:
-        the list gives a project's name, not the model, clothes or time of
-        the request that made it, so no match is certain."""
+        the list gives a project's name, not the request that made it."""
         if not self.client.api.mints_tokens:
             return ""
         if self.projects is None:
@@ -258,7 +245,7 @@ class _Batch(Run):
                 logger.warning("the list of projects could not be read (%s)", error)
                 self.projects = []
         known = {entry.project_key for entry in self.journal.entries.values() if entry.project_key}
-        found = projects_like(self.projects, str(task.job.body.get("text", "")), known)
+        found = preflight.projects_like(self.projects, str(task.job.body.get("text", "")), known)
         if not found:
             return ""
         listed = "; ".join(f"{key} (named {name!r}, {state or 'no state'})" for key, name, state in found[:5])
@@ -269,12 +256,6 @@ class _Batch(Run):
             "it without a new export."
         )
 
-    def intact(self, entry: Entry) -> bool:
-        """The finished file is still there, at the size it was saved with."""
-        assert entry.file is not None
-        path = self.folder / entry.file
-        return path.is_file() and (entry.size is None or path.stat().st_size == entry.size)
-
 
 class _Cancelled(BaseException):
     """Raised inside a worker's download when the batch stops: its temporary file goes."""
@@ -284,16 +265,17 @@ class _Pool:
     """The downloads running beside the lives (concurrency above 1): up to
     ``workers`` threads, named ``aistudios-download``, gone when it stops."""
 
-    def __init__(self, workers: int):
-        self.running: Dict[concurrent.futures.Future[Any], Tuple[Life, Task, str]] = {}
+    def __init__(self, workers: int, work: Callable[[Wanted, Callable[[], None]], Any], tell: Callable[[Wanted], None]):
+        self.running: Dict[futures.Future[Any], Tuple[Life, Wanted]] = {}
         self.workers = workers
-        self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self.work, self.tell = work, tell
+        self._executor: Optional[futures.ThreadPoolExecutor] = None
         self._cancel = threading.Event()
         self._threads: set[int] = set()  # the workers busy with a download
 
-    def start(self, step: Life, wanted: Union[Fetch, Finish], work: Callable[[Callable[[], None]], Any]) -> None:
+    def start(self, step: Life, wanted: Wanted) -> None:
         if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(self.workers, "aistudios-download")
+            self._executor = futures.ThreadPoolExecutor(self.workers, "aistudios-download")
 
         def check() -> None:
             if self._cancel.is_set():
@@ -303,36 +285,23 @@ class _Pool:
             self._threads.add(threading.get_ident())
             try:
                 check()  # a batch that stopped starts nothing more
-                return work(check)
+                return self.work(wanted, check)
             finally:
                 self._threads.discard(threading.get_ident())
 
-        kind = "finishing" if isinstance(wanted, Finish) else "downloading"
-        self.running[self._executor.submit(run)] = (step, wanted.task, kind)
+        self.running[self._executor.submit(run)] = (step, wanted)
 
-    def wait(self, until: Optional[float], emit: Any) -> List[Tuple[Life, Any]]:
-        """Wait until ``until`` (None: until a download ends) while telling
-        the downloads' progress; the lives whose download ended, with its outcome."""
+    def wait(self, until: float) -> List[Tuple[Life, Any]]:
+        """Wait until ``until`` or until a download ends, telling the downloads'
+        progress meanwhile; the lives whose download ended, with its outcome."""
         while self.running:
-            left = None if until is None else until - time.monotonic()
-            if left is not None and left <= 0:
-                return [self.outcome(future) for future in list(self.running) if future.done()]
-            timeout = _PROGRESS_EVERY if left is None else min(left, _PROGRESS_EVERY)
-            done, _ = concurrent.futures.wait(list(self.running), timeout, concurrent.futures.FIRST_COMPLETED)
-            if done:
-                return [self.outcome(future) for future in done]
-            for _, task, kind in list(self.running.values()):
-                _tell(emit, kind, task)
+            left = until - time.monotonic()
+            done, _ = futures.wait(list(self.running), min(max(left, 0.0), _PROGRESS_EVERY), futures.FIRST_COMPLETED)
+            if done or left <= 0:
+                return [(self.running.pop(future)[0], future.result()) for future in done]
+            for _, wanted in list(self.running.values()):
+                self.tell(wanted)
         return []
-
-    def outcome(self, future: concurrent.futures.Future[Any]) -> Tuple[Life, Any]:
-        step, _, kind = self.running.pop(future)
-        error = future.exception()
-        if error is None:
-            return step, future.result()
-        if isinstance(error, AIStudiosError):
-            return step, error if kind == "finishing" or isinstance(error, DownloadError) else DownloadError(str(error))
-        raise error
 
     def stop(self) -> None:
         """Cancel what still runs (its temporary files are removed) and wait for the workers."""
@@ -341,11 +310,3 @@ class _Pool:
             cut_now(thread)  # a read waiting on a slow host ends now, not at its timeout
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
-        self.running.clear()
-
-
-def _tell(emit: Any, kind: str, task: Task) -> None:
-    if kind == "finishing":
-        emit("finishing", task, progress=100.0 * task.finished)
-    else:
-        emit("downloading", task, progress=100.0, received=task.received, total=task.total)

@@ -44,13 +44,11 @@ def parse_catalogue(body: Any) -> List[Model]:
         raise ServiceError("the model catalogue's answer holds no list of models")
     result = []
     for model in models:
-        if not _has_id(model):
-            continue  # one odd entry does not hide the others
-        listed = model.get("clothes")
-        clothes = None
-        if isinstance(listed, list):
-            clothes = tuple(Clothes(item["id"], _names(item)) for item in listed if _has_id(item))
-        result.append(Model(model["id"], _names(model), clothes))
+        if _has_id(model):  # one odd entry does not hide the others
+            listed, clothes = model.get("clothes"), None
+            if isinstance(listed, list):
+                clothes = tuple(Clothes(item["id"], _names(item)) for item in listed if _has_id(item))
+            result.append(Model(model["id"], _names(model), clothes))
     return result
 
 

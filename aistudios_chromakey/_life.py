@@ -2,24 +2,21 @@
 
 The tutorial (``multiple-chromakey-export``) does this for each job::
 
-    for (const i in jobs) {
-      let projectKey = await fetch('.../api/odin/simple/video', {method: 'POST', ...})  // 1
-      while (true) {
-        const res = await fetch('.../api/odin/editor/progress/' + projectKey)             // 2
-        if (res.data.progress >= 100 && res.data.url) {
-          https.get(res.data.url, response => response.pipe(file)); break                // 3
-        }
-        await new Promise(resolve => setTimeout(resolve, 3000))
+    let projectKey = await fetch('.../api/odin/simple/video', {method: 'POST', ...})  // 1
+    while (true) {
+      const res = await fetch('.../api/odin/editor/progress/' + projectKey)             // 2
+      if (res.data.progress >= 100 && res.data.url) {
+        https.get(res.data.url, response => response.pipe(file)); break                // 3
       }
+      await new Promise(resolve => setTimeout(resolve, 3000))
     }
 
-:func:`life` is that body for one job, with what the tutorial lacks written
-as visible steps: the journal's records (a re-run never pays twice), a
-failure that counts only once it persists (in the poll policy,
-``polling.until_done``), and an expired address asked again. It is a
-generator: where the JavaScript awaits, it yields what it waits for, a time
-to poll again or a :class:`Fetch` of a video, and whoever drives it (the
-batch, in turn or interleaved) resumes it when that has come.
+:func:`life` is that body, with what the tutorial lacks written as visible
+steps: the journal's records (a re-run never pays twice), a failure that
+counts only once it persists (the poll policy, ``_polling.until_done``), and
+an expired address asked again. It is a generator: where the JavaScript
+awaits, it yields what it waits for (a time to poll again, a :class:`Fetch`
+of a video), and the batch resumes it when that has come.
 """
 
 from __future__ import annotations
@@ -50,7 +47,6 @@ from ._events import ProgressCallback, ProgressEvent
 from ._jobs import Job
 from ._journal import Entry, JobState, Journal, sync_folder
 from ._names import video_name
-from ._polling import Watch, until_done
 
 logger = logging.getLogger("aistudios_chromakey")
 
@@ -79,11 +75,17 @@ class Task:
         assert self.job.position is not None
         return self.job.position
 
+    def done(self, made: Optional[str] = None) -> Entry:
+        """The journal's record of its saved video (and of what finishing it made)."""
+        saved = self.saved
+        assert saved is not None
+        return Entry(self.position, JobState.DONE, self.project_key, saved.path.name, saved.size, saved.sha256,
+                     saved.verified, made)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Fetch:
-    """What a life yields to have a video downloaded; the driver sends back
-    the :class:`SavedVideo`, or the :class:`DownloadError`."""
+    """A video to download; the life is sent back the :class:`SavedVideo`, or the :class:`DownloadError`."""
 
     task: Task
     url: str
@@ -92,9 +94,7 @@ class Fetch:
 
 @dataclass(frozen=True)
 class Finish:
-    """What a life yields to have its video finished (``then``, a
-    transparent clip); the driver sends back the made file's path, or the
-    :class:`AIStudiosError`."""
+    """A video to finish (``then``); the life is sent back the made file's path, or the error."""
 
     task: Task
     video: Path
@@ -121,21 +121,10 @@ class Run:
     queued: int = 0  # the other lives waiting for the thread while one runs
 
     def emit(self, kind: str, task: Task, **fields: Any) -> None:
-        if self.on_progress is None:
-            return
-        saved = task.saved
-        self.on_progress(
-            ProgressEvent(
-                kind,
-                position=task.position,
-                project_key=task.project_key,
-                path=saved.path if saved else None,
-                error=task.error,
-                size=saved.size if saved else None,
-                sha256=saved.sha256 if saved else None,
-                **fields,
-            )
-        )
+        if self.on_progress is not None:
+            if task.saved is not None:
+                fields.update(path=task.saved.path, size=task.saved.size, sha256=task.saved.sha256)
+            self.on_progress(ProgressEvent(kind, task.position, task.project_key, error=task.error, **fields))
 
     def fail(self, task: Task, error: AIStudiosError) -> None:
         text = str(error)
@@ -147,21 +136,19 @@ class Run:
 def life(run: Run, task: Task) -> Generator[Step, Any, None]:
     """One job: ask for the render, poll until it is done, download it
     (and finish it, when the batch has a ``then``)."""
-    refreshes, watch = 0, None
+    refreshes = 0
     while task.saved is None:
         # 1. Ask for the render, unless an earlier run's was recorded.
         if task.project_key is None:
             if not (yield from export(run, task)):
                 return
-            watch = None
             yield time.monotonic()  # the other jobs' exports go before this one's first poll
         key = task.project_key
         assert key is not None
-        watch = watch or Watch(key, run.poll_interval, run.timeout, time.monotonic())
 
         # 2. Poll until progress reaches 100 and an address appears.
         try:
-            address = yield from _polls(run, task, watch)
+            address = yield from _polls(run, task, key)
         except RenderFailed as error:
             if task.delivered is not None:
                 # Paid for and delivered once: the user moved the video away and the
@@ -191,58 +178,45 @@ def life(run: Run, task: Task) -> Generator[Step, Any, None]:
                 # Signed addresses expire: the progress answer carries a fresh one.
                 refreshes += 1
                 logger.warning("job %d: the video address was refused (%s); asking again", task.position, outcome)
-                watch = None  # a finished render: its fresh address is asked for, whatever its deadline
                 continue
             run.fail(task, outcome)
             return
-        task.saved = saved = outcome
+        task.saved = outcome
         if run.journal.keeps:
             sync_folder(run.folder)  # the file's name is on disk before the journal says done
-        run.journal.put(
-            task.fingerprint,
-            Entry(task.position, JobState.DONE, key, saved.path.name, saved.size, saved.sha256, saved.verified),
-        )
-        if run.then is None:
-            logger.info("job %d done: %s", task.position, saved.path)
-            run.emit("done", task, progress=100.0)
-            return
+        run.journal.put(task.fingerprint, task.done())
 
     # 4. Finish it (optional): made under a temporary name, renamed when whole.
-    assert task.saved is not None
-    made = yield Finish(task, task.saved.path)
-    if isinstance(made, AIStudiosError):
-        run.fail(task, made)
-        return
-    saved = task.saved
-    run.journal.put(
-        task.fingerprint,
-        Entry(task.position, JobState.DONE, task.project_key, saved.path.name, saved.size, saved.sha256,
-              saved.verified, made.name),
-    )  # fmt: skip
-    logger.info("job %d done: %s, made %s", task.position, saved.path, made)
+    made = None
+    if run.then is not None:
+        made = yield Finish(task, task.saved.path)
+        if isinstance(made, AIStudiosError):
+            run.fail(task, made)
+            return
+        run.journal.put(task.fingerprint, task.done(made.name))
+    logger.info("job %d done: %s%s", task.position, task.saved.path, f", made {made}" if made else "")
     run.emit("done", task, progress=100.0)
 
 
-def _polls(run: Run, task: Task, watch: Watch) -> Generator[float, None, str]:
-    """Step 2, the poll policy the step functions use too; while other
-    renders wait for this thread, one poll is bounded."""
-    key = watch.project_key
+def _polls(run: Run, task: Task, key: str) -> Generator[float, None, str]:
+    """Step 2 by the one poll policy, against a fresh deadline; while other
+    lives wait for this thread, one poll is bounded."""
+    watch = polling.Watch(key, run.poll_interval, run.timeout, time.monotonic(), f"job {task.position}: ")
 
     def report(progress: Progress) -> None:
         task.recheck = False  # it answered: a failure seen before was not this render's end
         if run.on_progress is not None:
             run.on_progress(watch.event(progress, task.position))
 
-    def bound() -> float:
-        return polling.POLL_SECONDS if run.queued else math.inf
-
-    def poll(limit: float) -> Progress:
-        return run.client.poll(key, limit=limit)
-
     def doubt(error: RenderFailed) -> None:
         run.emit("progress", task, progress=watch.progress, state="the service says it failed; asking again")
 
-    return until_done(poll, watch, run.client.pause, report, f"job {task.position}: ", bound, doubt)
+    def bound() -> float:
+        return polling.POLL_SECONDS if run.queued else math.inf
+
+    return polling.until_done(
+        lambda limit: run.client.poll(key, limit=limit), watch, run.client.pause, report, bound, doubt
+    )
 
 
 def export(run: Run, task: Task) -> Generator[float, Any, bool]:
@@ -256,7 +230,7 @@ def export(run: Run, task: Task) -> Generator[float, Any, bool]:
         # recorded, the next one treats the job as possibly paid for.
         run.journal.put(task.fingerprint, Entry(task.position, JobState.EXPORTING))
         try:
-            key = run.client.request_export(task.job)
+            task.project_key = run.client.request_export(task.job)
         except ExportUncertain as error:
             run.journal.put(task.fingerprint, Entry(task.position, JobState.UNCERTAIN))
             run.fail(task, error)
@@ -276,10 +250,9 @@ def export(run: Run, task: Task) -> Generator[float, Any, bool]:
                 continue
             run.fail(task, error)
             return False
-        task.project_key = key
         run.accepted += 1
         # Before the first poll: a re-run must never export it again.
-        run.journal.put(task.fingerprint, Entry(task.position, JobState.SUBMITTED, key))
+        run.journal.put(task.fingerprint, Entry(task.position, JobState.SUBMITTED, task.project_key))
         run.emit("submitted", task, progress=0.0)
         return True
 

@@ -1,4 +1,5 @@
-"""When to ask a render's progress again.
+"""When to ask a render's progress again: the one poll policy, used by
+``wait_for_video`` and by every life of a batch.
 
 With a fixed interval, that interval (the tutorial's is 3 s). Adaptive (the
 default): the progress seen so far gives the render's rate, and the next
@@ -25,13 +26,24 @@ logger = logging.getLogger("aistudios_chromakey")
 DEFAULT_POLL_INTERVAL: Optional[float] = None
 #: Seconds one render may take before :class:`RenderTimeout` (one hour).
 DEFAULT_RENDER_TIMEOUT = 3600.0
+#: Progress polls a client sends per second at most, whatever the batch's
+#: concurrency: a service's rate limit is per account, not per job.
+DEFAULT_POLLS_PER_SECOND = 50.0
 
-# The wait before the rate is known, the bounds of any wait, and how long
-# after the estimated finish to look.
-ADAPTIVE_FIRST = 1.0
-ADAPTIVE_MIN = 0.5
-ADAPTIVE_MAX = 15.0
-_MARGIN = 0.1
+ADAPTIVE_FIRST = 1.0  # the wait before the render's rate is known
+ADAPTIVE_MIN, ADAPTIVE_MAX = 0.5, 15.0  # the bounds of any wait
+_MARGIN = 0.1  # how long after the estimated finish to look
+
+#: A render counts as failed only once the service has said so this many times in a row, over
+#: at least this many seconds: one such answer may be a hiccup (an expired token answered with
+#: HTTP 200, a restarting node), and giving up would pay for the render twice on a re-run.
+FAILED_ANSWERS = 3
+FAILED_SECONDS = 10.0
+#: Seconds one poll may hold the thread that polls every render of a batch while others wait.
+POLL_SECONDS = 10.0
+#: The last look at a render whose poll was due before its deadline but whose turn came after it.
+LAST_LOOK_SECONDS = 1.0
+_RATE_LIMIT_PAUSE = 5.0  # when the service names no time
 
 
 class PollClock:
@@ -70,106 +82,69 @@ class PollClock:
         return max(0.0, (100 - progress) / self.rate)
 
 
-#: A render counts as failed only once the service has said so this many
-#: times in a row, over at least this many seconds: one such answer may be
-#: a hiccup (an expired token answered with HTTP 200, a restarting node), and
-#: giving up on it would pay for the render twice when the batch is re-run.
-FAILED_ANSWERS = 3
-FAILED_SECONDS = 10.0
-
-
-class FailureWatch:
-    """Whether a render's failure persists, and when to ask again meanwhile."""
-
-    def __init__(self) -> None:
-        self.first: Optional[float] = None
-        self.count = 0
-
-    def clear(self) -> None:
-        """A good answer came: any failure seen so far was a hiccup."""
-        self.first, self.count = None, 0
-
-    def persists(self, now: float) -> bool:
-        """Note one failed answer at ``now``; True once the failure persists."""
-        if self.first is None:
-            self.first = now
-        self.count += 1
-        return self.count >= FAILED_ANSWERS and now - self.first >= FAILED_SECONDS
-
-    def next_wait(self, now: float) -> float:
-        """Seconds until the next look at a render that said it failed."""
-        assert self.first is not None
-        spread = FAILED_SECONDS / max(FAILED_ANSWERS - 1, 1)
-        if self.count >= FAILED_ANSWERS:
-            return max(0.0, self.first + FAILED_SECONDS - now)
-        return spread
-
-
 class Watch:
-    """One render being waited for: when to poll it next, whether its
-    failure persists, and its deadline."""
+    """One render being waited for (by ``who``, the prefix of its messages):
+    when to poll it next, whether its failure persists, and its deadline."""
 
-    def __init__(self, project_key: str, interval: Optional[float], timeout: Optional[float], now: float):
-        self.project_key = project_key
+    def __init__(self, key: str, interval: Optional[float], timeout: Optional[float], now: float, who: str = ""):
+        self.project_key = key
+        self.who = who
         self.clock = PollClock(interval, now)
-        self.failures = FailureWatch()
         self.timeout = timeout
         self.deadline = None if timeout is None else now + timeout
         self.progress = 0.0
         self.logged = -1  # the last tenth of progress logged
+        self.failed_since: Optional[float] = None  # the first failed answer of those in a row
+        self.failures = 0
 
-    def answered(self, progress: Progress, now: float, who: str = "") -> float:
+    def answered(self, progress: Progress, now: float) -> float:
         """A good answer: seconds until the next poll. Each tenth of the
         render is logged at INFO, with the time it took and an estimate."""
-        self.failures.clear()
+        self.failed_since, self.failures = None, 0  # any failure seen so far was a hiccup
         self.progress = progress.progress
         wait = self.clock.next_wait(now, progress.progress)
         tenth = min(int(progress.progress // 10), 10)
         if tenth > self.logged:
             self.logged = tenth
             left = self.clock.seconds_left(progress.progress)
-            logger.info(
-                "%sproject %s: %.0f%%%s after %.0f s%s",
-                who,
-                self.project_key,
-                progress.progress,
-                f" ({progress.state})" if progress.state else "",
-                now - self.clock.started,
-                f", about {left:.0f} s left" if left is not None and progress.progress < 100 else "",
-            )
+            state = f" ({progress.state})" if progress.state else ""
+            estimate = f", about {left:.0f} s left" if left is not None and progress.progress < 100 else ""
+            after = now - self.clock.started
+            logger.info("%sproject %s: %.0f%%%s after %.0f s%s", self.who, self.project_key, progress.progress, state,
+                        after, estimate)  # fmt: skip
         return wait
 
     def failed(self, error: RenderFailed, now: float) -> float:
         """The service said the render failed: ``error`` once that persists,
         else seconds until the next look."""
-        if self.failures.persists(now):
+        if self.failed_since is None:
+            self.failed_since = now
+        self.failures += 1
+        if self.failures < FAILED_ANSWERS:
+            return FAILED_SECONDS / max(FAILED_ANSWERS - 1, 1)
+        if now - self.failed_since >= FAILED_SECONDS:
             raise error
-        return self.failures.next_wait(now)
+        return self.failed_since + FAILED_SECONDS - now
 
     def seconds_left(self, now: float) -> float:
         """Seconds until the deadline (infinite without one): the bound of the next poll."""
         return math.inf if self.deadline is None else max(self.deadline - now, 0.0)
 
-    def expired(self, now: float, who: str = "") -> Optional[RenderTimeout]:
+    def expired(self, now: float) -> Optional[RenderTimeout]:
         """The timeout error, once the deadline has passed."""
         if self.deadline is None or now < self.deadline:
             return None
-        return render_timeout(self.project_key, self.timeout, self.progress, who)
+        return RenderTimeout(
+            f"{self.who}project {self.project_key}: not done after {self.timeout:g} s (progress {self.progress:g}%"
+            + (", no video address yet" if self.progress >= 100 else "")
+            + "). The render may still finish: wait for it again with the same project key, "
+            "or run the same batch again."
+        )
 
     def event(self, progress: Progress, position: Optional[int] = None) -> ProgressEvent:
-        return progress_event(self.project_key, progress, self.clock, position)
-
-
-#: Progress polls a client sends per second at most, whatever the batch's
-#: concurrency: a service's rate limit is per account, not per job.
-DEFAULT_POLLS_PER_SECOND = 50.0
-#: Seconds one poll of a batch may hold the thread that polls every render
-#: while others wait (an answer is a few hundred bytes); a poll cut there is
-#: asked again later.
-POLL_SECONDS = 10.0
-#: A render that was due for a poll before its deadline, but whose turn came
-#: only after it (the thread was held by another), gets one last look this long.
-LAST_LOOK_SECONDS = 1.0
+        left = self.clock.seconds_left(progress.progress)
+        return ProgressEvent("progress", position, self.project_key, progress.progress, state=progress.state,
+                             seconds_left=left)  # fmt: skip
 
 
 class PollGate:
@@ -190,10 +165,6 @@ class PollGate:
         self.next = now + self.interval
 
 
-# A rate-limited request waits this long when the service names no time.
-_RATE_LIMIT_PAUSE = 5.0
-
-
 class RatePause:
     """One pause for everything a client sends, after an HTTP 429: the
     service's limit is per account, not per job."""
@@ -208,19 +179,6 @@ class RatePause:
         return seconds
 
 
-def progress_event(
-    project_key: str, progress: Progress, clock: PollClock, position: Optional[int] = None
-) -> ProgressEvent:
-    return ProgressEvent(
-        "progress",
-        position=position,
-        project_key=project_key,
-        progress=progress.progress,
-        state=progress.state,
-        seconds_left=clock.seconds_left(progress.progress),
-    )
-
-
 def check_timing(poll_interval: Optional[float], timeout: Optional[float]) -> None:
     """Refuse nonsense before anything is sent or paid for."""
     if poll_interval is not None and (not is_number(poll_interval) or poll_interval <= 0):
@@ -229,43 +187,28 @@ def check_timing(poll_interval: Optional[float], timeout: Optional[float]) -> No
         raise ValueError(f"timeout must be a number of seconds > 0 or None (no limit), not {timeout!r}")
 
 
-def render_timeout(key: str, timeout: Optional[float], progress: float, who: str = "") -> RenderTimeout:
-    return RenderTimeout(
-        f"{who}project {key}: not done after {timeout:g} s (progress {progress:g}%"
-        + (", no video address yet" if progress >= 100 else "")
-        + "). The render may still finish: wait for it again with the same project key, "
-        "or run the same batch again."
-    )
-
-
 def until_done(
     poll: Callable[[float], Progress],
     watch: Watch,
     pause: RatePause,
     report: Callable[[Progress], None],
-    who: str = "",
     bound: Callable[[], float] = lambda: math.inf,
     doubt: Callable[[RenderFailed], None] = lambda error: None,
 ) -> Generator[float, None, str]:
-    """The poll policy, the one both the step functions and the batch use:
-    poll a render until progress reaches 100 and an address appears, and
-    return the address. ``poll(limit)`` asks once within ``limit`` seconds.
-
-    Between polls it yields the ``time.monotonic()`` at which to poll next;
-    the caller sleeps until then (a batch polls other renders meanwhile). A
-    rate limit pauses every request of the client; a failed answer counts
-    only once it persists; an answer cut off by the deadline ends in
-    :class:`RenderTimeout`. ``bound()`` caps one poll while other renders
-    wait for the same thread: a poll cut there is asked again. A poll that
-    was due before the deadline but whose turn came after it (the thread
-    was held elsewhere) gets one last look of :data:`LAST_LOOK_SECONDS`.
-    ``doubt(error)`` hears of a failed answer before it persists.
+    """Poll a render until progress reaches 100 and an address appears, and
+    return the address; between polls, yield the ``time.monotonic()`` at
+    which to poll next. ``poll(limit)`` asks once within ``limit`` seconds,
+    capped by ``bound()`` (a poll cut there is asked again); ``report``
+    hears each good answer, ``doubt`` each failure that does not yet
+    persist. A rate limit pauses every request of the client. A poll due
+    before the deadline whose turn came after it gets one last look.
     """
+    who = watch.who
     owed = False  # the last wake-up was due before the deadline
     limited: Optional[RateLimited] = None  # the last answer, if it was a rate limit
     while True:
         now = time.monotonic()
-        expired = watch.expired(now, who)
+        expired = watch.expired(now)
         if expired is not None and not owed:
             raise _late(expired, limited)
         if pause.until > now and expired is None:
@@ -286,12 +229,12 @@ def until_done(
                     logger.warning("%sa poll took over %g s; asking again", who, limit)
                     when = time.monotonic()
                 else:  # a poll cut off by the deadline: the timeout is the news
-                    expired = watch.expired(time.monotonic(), who)
+                    expired = watch.expired(time.monotonic())
                     raise (error if expired is None else _late(expired, limited)) from None
             else:
                 limited = None
                 if not progress.done:  # first, so that the report carries the new estimate
-                    when = now + watch.answered(progress, time.monotonic(), who)
+                    when = now + watch.answered(progress, time.monotonic())
                 report(progress)
                 if progress.done:
                     assert progress.address is not None

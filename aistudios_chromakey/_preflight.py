@@ -58,10 +58,9 @@ def check_adopted(adopt: Optional[Mapping[int, str]], count: int, resume: bool) 
 
 
 def check_catalogue(client: Client, jobs: List[Job]) -> None:
-    """V3: every job's model and clothes must be in the service's catalogue,
-    checked before anything is paid for. A catalogue that cannot be read is
-    no reason to stop (one warning; the service judges the jobs itself), but
-    refused credentials or an unreachable service stop the batch here."""
+    """V3: every job's model and clothes must be in the service's catalogue.
+    One that cannot be read only earns a warning (the service judges the
+    jobs), but refused credentials or an unreachable service stop here."""
     try:
         models = client.models()
     except ServiceError as error:
