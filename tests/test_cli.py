@@ -119,8 +119,7 @@ def test_a_failed_job_exits_1_and_the_summary_names_it(
     sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    reason = "the text has a word the avatar cannot say in the chosen language and voice"
-    sim.plan(RenderPlan(seconds=0.1), RenderPlan(reject=reason), RenderPlan(seconds=0.1))
+    sim.plan(RenderPlan(seconds=0.1), RenderPlan(seconds=0.1, fail_at=0), RenderPlan(seconds=0.1))
     result = _run_here(sim, _json_file(tmp_path, jobs), monkeypatch=monkeypatch, capsys=capsys)
     assert result.returncode == 1
     key = sim.exports[1].key
@@ -533,8 +532,7 @@ def test_json_prints_one_object_for_scripts(
     sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    reason = "the text has a word the avatar cannot say in the chosen language and voice"
-    sim.plan(RenderPlan(seconds=0.1), RenderPlan(reject=reason), RenderPlan(seconds=0.1))
+    sim.plan(RenderPlan(seconds=0.1), RenderPlan(seconds=0.1, fail_at=0), RenderPlan(seconds=0.1))
     result = _run_here(sim, _json_file(tmp_path, jobs), "--json", "-q", monkeypatch=monkeypatch, capsys=capsys)
     assert result.returncode == 1
     data = json.loads(result.stdout)
