@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -205,8 +206,9 @@ def test_results_keep_job_order_when_renders_finish_out_of_order(
     assert [e.position for e in events if e.kind == "done"] == [3, 2, 1]
     for position in (1, 2, 3):
         kinds = [e.kind for e in events if e.position == position]
-        assert kinds[0] == "submitted" and kinds[-2:] == ["downloading", "done"]
-        assert set(kinds[1:-2]) == {"progress"}
+        # In this order, each at least once (a slow download tells its bytes more than once).
+        assert [kind for kind, _ in itertools.groupby(kinds)] == ["submitted", "progress", "downloading", "done"]
+        assert kinds.count("submitted") == kinds.count("done") == 1
         progress = [e.progress for e in events if e.position == position and e.kind == "progress"]
         assert progress == sorted(progress)  # type: ignore[type-var]
 
