@@ -10,33 +10,39 @@ seconds during which no render would be polled and no export sent).
 
 With ``resume=True`` the journal (_journal.py) records each project key as
 soon as its export is accepted, so a re-run polls the renders already paid
-for instead of exporting them again, and skips finished jobs.
+for instead of exporting them again, and skips finished jobs. Before anything
+is sent or paid for, the batch checks the output folder, the jobs' models
+(V3) and the keys given to adopt.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import heapq
-import itertools
+import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from concurrent import futures
+from itertools import count
 from pathlib import Path
 from typing import Any, Callable, Dict, Generator, Iterable, List, Mapping, Optional, Tuple, Union
 
-from . import _preflight as preflight
+from ._catalogue import check_jobs_against
 from ._client import Client
 from ._deadlines import cut_now
 from ._download import SavedVideo
-from ._errors import AIStudiosError, BatchError, DownloadError, ExportUncertain
+from ._errors import AIStudiosError, BatchError, DownloadError, ExportUncertain, JournalError, ServiceError
 from ._events import ProgressCallback
-from ._jobs import check_jobs
+from ._jobs import Job, check_jobs, check_template, video_name
 from ._journal import Entry, JobState, open_journal
-from ._life import Fetch, Finish, Run, Step, Task, Then, life
-from ._names import check_template
+from ._life import Fetch, Finish, Run, Step, Task, life
 from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT, check_timing
 
 logger = logging.getLogger("aistudios_chromakey")
@@ -46,6 +52,8 @@ MAX_DOWNLOADS = 32
 _PROGRESS_EVERY = 0.25  # seconds between two "downloading" events of a job
 Life = Generator[Step, Any, None]
 Wanted = Union[Fetch, Finish]
+#: The batch's optional last step: the video, and a callback for the fraction done; returns what it made.
+Then = Callable[[Path, Callable[[float], None]], Path]
 
 
 def run_batch(
@@ -66,17 +74,18 @@ def run_batch(
     """:func:`aistudios_chromakey.export_chromakeys` on ``client``."""
     checked = check_jobs(jobs, client.api, client.max_text_length)
     client.credentials.resolve()
-    preflight.check_concurrency(concurrency)
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        raise ValueError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
     check_timing(poll_interval, timeout)
     if filename_template is not None:
         check_template(filename_template)
     folder = Path(out_dir)
-    preflight.check_folder(folder)
+    check_folder(folder)
     if client.api.mints_tokens and check_catalogue:
-        preflight.check_catalogue(client, checked)
-    adopted = preflight.check_adopted(adopt, len(checked), resume)
-    fingerprints = preflight.fingerprints(checked, client.api.name, client.base_url)
-    tasks = [Task(job, fingerprint) for job, fingerprint in zip(checked, fingerprints)]
+        check_models(client, checked)
+    adopted = check_adopted(adopt or {}, len(checked))
+    identities = fingerprints(checked, client.api.name, client.base_url)
+    tasks = [Task(position, job, fingerprint) for position, job, fingerprint in zip(count(1), checked, identities)]
     with open_journal(folder, keep=resume) as journal:
         run = _Batch(client, journal, folder, poll_interval, timeout, on_progress, filename_template, then)
         try:
@@ -97,6 +106,76 @@ def run_batch(
     return [path for path in paths if path is not None]
 
 
+def fingerprints(jobs: List[Job], api: str, base_url: str) -> List[str]:
+    """A stable identity per job: its body, the flow and the host. The n-th
+    copy of an identical job is a job of its own (``#n``)."""
+    seen: Counter[str] = Counter()
+    result = []
+    for job in jobs:
+        canonical = json.dumps({"job": job.body, "api": api, "host": base_url}, sort_keys=True, ensure_ascii=False)
+        digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+        seen[digest] += 1
+        result.append(f"{digest}#{seen[digest]}")
+    return result
+
+
+def check_adopted(adopt: Mapping[int, str], count: int) -> Dict[int, str]:
+    """``adopt``: project keys the caller knows for some jobs (a key printed
+    when the journal could not be written), by 1-based position."""
+    for position, key in adopt.items():
+        if not isinstance(position, int) or isinstance(position, bool) or not 1 <= position <= count:
+            raise ValueError(f"adopt: {position!r} is not the position of a job (1 to {count})")
+        if not isinstance(key, str) or not key.strip():
+            raise ValueError(f"adopt: job {position}'s project key must be a non-empty string, not {key!r}")
+    return {position: key.strip() for position, key in adopt.items()}
+
+
+def check_models(client: Client, jobs: List[Job]) -> None:
+    """V3: every job's model and clothes must be in the service's catalogue.
+    One that cannot be read only earns a warning (the service judges the
+    jobs), but refused credentials or an unreachable service stop here."""
+    try:
+        models = client.models()
+    except ServiceError as error:
+        if error.unreachable:
+            raise
+        logger.warning(
+            "the model catalogue could not be read (%s); the jobs' model IDs are not checked", error,
+            extra={"notice": True},
+        )  # fmt: skip
+        return
+    check_jobs_against(jobs, models)
+
+
+#: Free space the output folder must have before anything is paid for: room for a video.
+MIN_FREE_BYTES = 64 * 1024 * 1024
+
+
+def check_folder(folder: Path, create: bool = True) -> None:
+    """Before any render is paid for: ``folder`` exists (or is created), a file
+    can be written there, and the disk has room for a video. ``create=False``
+    (a dry run) checks where a missing folder would be made instead."""
+    try:
+        if not create and not folder.exists():
+            parent = next(p for p in folder.absolute().parents if p.exists())
+            if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+                raise PermissionError(errno.EACCES, f"{parent} cannot be written")
+            folder = parent
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".aistudios-chromakey-probe.") as probe:
+            probe.write(b"\0")
+        free = shutil.disk_usage(folder).free
+    except OSError as error:
+        raise JournalError(
+            f"cannot save videos in the output folder {folder} ({error.strerror or error}); nothing was sent"
+        ) from None
+    if free < MIN_FREE_BYTES:
+        raise JournalError(
+            f"the output folder {folder} has only {free // (1024 * 1024)} MiB free, not enough for a video; "
+            "nothing was sent"
+        )
+
+
 class _Batch(Run):
     """One run of a batch: what the journal knows, then the lives."""
 
@@ -114,7 +193,7 @@ class _Batch(Run):
                 self.journal.put(task.fingerprint, Entry(position, JobState.SUBMITTED, key))
         left = [task for task in tasks if not self.recall(task)]
         waiting = deque(task for task in left if task.project_key is None)
-        order = itertools.count()
+        order = count()
         due: List[Tuple[float, int, Life, Any]] = []  # (when, order, life, what to send it): a heap
 
         def push(step: Life, when: float = 0.0, value: Any = None) -> None:
@@ -166,7 +245,9 @@ class _Batch(Run):
 
         if isinstance(wanted, Fetch):
             try:
-                return self.client.save_video(wanted.url, self.folder, wanted.name, progress=downloaded)
+                job, key = task.job, str(task.project_key)
+                name = video_name(job.filename, self.filename_template, task.position, job.body, key, wanted.url)
+                return self.client.save_video(wanted.url, self.folder, name, progress=downloaded)
             except AIStudiosError as error:
                 return error if isinstance(error, DownloadError) else DownloadError(str(error))
         assert self.then is not None
@@ -233,9 +314,10 @@ class _Batch(Run):
         return False
 
     def adoption_hint(self, task: Task) -> str:
-        """V3: the account's listed projects that may be this job's lost
-        export, with the ``adopt`` that takes one. Never adopted on its own:
-        the list gives a project's name, not the request that made it."""
+        """V3: the account's listed projects that may be this job's lost export, with the ``adopt`` that
+        takes one: not the project of a job the journal knows, and named with the job's text (all of it,
+        or a start of ten characters or more, as a shortened title). Never adopted on its own: the list
+        gives a project's name (undocumented), not the request that made it."""
         if not self.client.api.mints_tokens:
             return ""
         if self.projects is None:
@@ -244,8 +326,15 @@ class _Batch(Run):
             except AIStudiosError as error:
                 logger.warning("the list of projects could not be read (%s)", error)
                 self.projects = []
-        known = {entry.project_key for entry in self.journal.entries.values() if entry.project_key}
-        found = preflight.projects_like(self.projects, str(task.job.body.get("text", "")), known)
+        known = {entry.project_key for entry in self.journal.entries.values()}
+        text = " ".join(str(task.job.body.get("text", "")).split())
+        found: List[Tuple[str, str, str]] = []
+        for item in self.projects:
+            key = str(item.get("id", "")).strip()
+            name = " ".join(str(item.get("name") or "").split())
+            stem = name.rstrip(".…").rstrip()
+            if key and key not in known and name and (name == text or (len(stem) >= 10 and text.startswith(stem))):
+                found.append((key, name, str(item.get("state") or "")))
         if not found:
             return ""
         listed = "; ".join(f"{key} (named {name!r}, {state or 'no state'})" for key, name, state in found[:5])

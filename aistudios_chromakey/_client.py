@@ -25,8 +25,7 @@ from ._credentials import Credentials, choose_api
 from ._deadlines import guarded
 from ._errors import AuthenticationError, ExportRejected, ServiceError
 from ._events import ProgressCallback
-from ._jobs import MAX_TEXT_LENGTH, Job, check_job
-from ._names import check_filename, safe_filename
+from ._jobs import MAX_TEXT_LENGTH, Job, check_filename, check_job, safe_filename
 from ._version import VERSION
 
 logger = logging.getLogger("aistudios_chromakey")

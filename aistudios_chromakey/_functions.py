@@ -11,11 +11,10 @@ from typing import Any, ContextManager, Iterable, List, Mapping, Optional, Tuple
 import requests
 
 from ._apis import LEGACY
-from ._batch import run_batch
+from ._batch import Then, run_batch
 from ._catalogue import Model
 from ._client import Client
 from ._events import ProgressCallback
-from ._life import Then
 from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
 from ._transport import DEFAULT_REQUEST_TIMEOUT, RequestTimeout
 

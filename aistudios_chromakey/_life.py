@@ -11,12 +11,10 @@ The tutorial (``multiple-chromakey-export``) does this for each job::
       await new Promise(resolve => setTimeout(resolve, 3000))
     }
 
-:func:`life` is that body, with what the tutorial lacks written as visible
-steps: the journal's records (a re-run never pays twice), a failure that
-counts only once it persists (the poll policy, ``_polling.until_done``), and
-an expired address asked again. It is a generator: where the JavaScript
-awaits, it yields what it waits for (a time to poll again, a :class:`Fetch`
-of a video), and the batch resumes it when that has come.
+:func:`life` is that body, plus the journal's records (a re-run never pays
+twice), a failure that counts once it persists, an expired address asked
+again. Where the JavaScript awaits, it yields what it waits for; the batch
+resumes it then.
 """
 
 from __future__ import annotations
@@ -24,29 +22,18 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Generator, Optional, Union
 
+from . import _errors as errors
 from . import _polling as polling
 from ._answers import Progress
 from ._client import Client
 from ._download import SavedVideo
-from ._errors import (
-    AIStudiosError,
-    AuthenticationError,
-    DownloadError,
-    ExportRejected,
-    ExportUncertain,
-    JournalError,
-    RateLimited,
-    RenderFailed,
-    ServiceError,
-)
 from ._events import ProgressCallback, ProgressEvent
 from ._jobs import Job
 from ._journal import Entry, JobState, Journal, sync_folder
-from ._names import video_name
 
 logger = logging.getLogger("aistudios_chromakey")
 
@@ -57,8 +44,9 @@ _RATE_LIMIT_TRIES = 5  # rate-limit pauses one export may wait out
 
 @dataclass
 class Task:
-    """One job of this run, and where it stands."""
+    """One job of this run (the ``position``-th), and where it stands."""
 
+    position: int
     job: Job
     fingerprint: str
     project_key: Optional[str] = None
@@ -68,19 +56,7 @@ class Task:
     received: Optional[int] = None  # bytes of its video so far, while it downloads
     total: Optional[int] = None
     finished: float = 0.0  # how far its finishing step is, from 0 to 1
-    error: Optional[AIStudiosError] = None
-
-    @property
-    def position(self) -> int:
-        assert self.job.position is not None
-        return self.job.position
-
-    def done(self, made: Optional[str] = None) -> Entry:
-        """The journal's record of its saved video (and of what finishing it made)."""
-        saved = self.saved
-        assert saved is not None
-        return Entry(self.position, JobState.DONE, self.project_key, saved.path.name, saved.size, saved.sha256,
-                     saved.verified, made)  # fmt: skip
+    error: Optional[errors.AIStudiosError] = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +65,6 @@ class Fetch:
 
     task: Task
     url: str
-    name: str
 
 
 @dataclass(frozen=True)
@@ -101,8 +76,6 @@ class Finish:
 
 
 Step = Union[float, Fetch, Finish]  # a time.monotonic() to be woken at, a download, or a finishing step
-#: The batch's optional last step: the video, and a callback for the fraction done; returns what it made.
-Then = Callable[[Path, Callable[[float], None]], Path]
 
 
 @dataclass
@@ -116,7 +89,7 @@ class Run:
     timeout: Optional[float]
     on_progress: Optional[ProgressCallback]
     filename_template: Optional[str]
-    then: Optional[Then] = None
+    then: Optional[Callable[[Path, Callable[[float], None]], Path]] = None  # the batch's last step (_batch.Then)
     accepted: int = 0  # exports accepted in this run
     queued: int = 0  # the other lives waiting for the thread while one runs
 
@@ -126,7 +99,7 @@ class Run:
                 fields.update(path=task.saved.path, size=task.saved.size, sha256=task.saved.sha256)
             self.on_progress(ProgressEvent(kind, task.position, task.project_key, error=task.error, **fields))
 
-    def fail(self, task: Task, error: AIStudiosError) -> None:
+    def fail(self, task: Task, error: errors.AIStudiosError) -> None:
         text = str(error)
         logger.error("%s", text if text.startswith(f"job {task.position}") else f"job {task.position}: {text}")
         task.error = error
@@ -149,11 +122,13 @@ def life(run: Run, task: Task) -> Generator[Step, Any, None]:
         # 2. Poll until progress reaches 100 and an address appears.
         try:
             address = yield from _polls(run, task, key)
-        except RenderFailed as error:
+        except errors.RenderFailed as error:
             if task.delivered is not None:
                 # Paid for and delivered once: the user moved the video away and the
                 # service let the project go. A new export would be a second payment.
-                run.fail(task, RenderFailed(_gone(task, task.delivered, run.folder, error)))
+                gone = f"an earlier run saved its video ({task.delivered.file}), which is no longer in {run.folder}"
+                again = "It is not exported again: put the file back, or run this job alone with resume=False"
+                run.fail(task, errors.RenderFailed(f"{gone}, and the service lost it ({error}). {again}"))
             elif task.recheck:
                 logger.info("job %d: project %s still failed; exporting it anew", task.position, key)
                 task.project_key, task.recheck = None, False
@@ -162,18 +137,17 @@ def life(run: Run, task: Task) -> Generator[Step, Any, None]:
                 run.journal.put(task.fingerprint, Entry(task.position, JobState.FAILED, key))
                 run.fail(task, error)
             return
-        except (AuthenticationError, JournalError):
+        except errors.AuthenticationError:
             raise  # every other job would fail the same way
-        except AIStudiosError as error:
+        except errors.AIStudiosError as error:
             run.fail(task, error)
             return
 
         # 3. Download it: streamed into a temporary file, named when whole.
         task.received, task.total = 0, None
         run.emit("downloading", task, progress=100.0, received=0)
-        name = video_name(task.job.filename, run.filename_template, task.position, task.job.body, key, address)
-        outcome = yield Fetch(task, address, name)
-        if isinstance(outcome, DownloadError):
+        outcome = yield Fetch(task, address)
+        if isinstance(outcome, errors.DownloadError):
             if outcome.status in _STALE_ADDRESS and refreshes < _REFRESHES:
                 # Signed addresses expire: the progress answer carries a fresh one.
                 refreshes += 1
@@ -184,16 +158,19 @@ def life(run: Run, task: Task) -> Generator[Step, Any, None]:
         task.saved = outcome
         if run.journal.keeps:
             sync_folder(run.folder)  # the file's name is on disk before the journal says done
-        run.journal.put(task.fingerprint, task.done())
+        saved = (outcome.path.name, outcome.size, outcome.sha256, outcome.verified)  # the record of its file
+        run.journal.put(task.fingerprint, Entry(task.position, JobState.DONE, key, *saved))
 
     # 4. Finish it (optional): made under a temporary name, renamed when whole.
     made = None
     if run.then is not None:
         made = yield Finish(task, task.saved.path)
-        if isinstance(made, AIStudiosError):
+        if isinstance(made, errors.AIStudiosError):
             run.fail(task, made)
             return
-        run.journal.put(task.fingerprint, task.done(made.name))
+        done = run.journal.get(task.fingerprint)  # this run's record of the video, or an earlier run's
+        assert done is not None
+        run.journal.put(task.fingerprint, replace(done, made=made.name))
     logger.info("job %d done: %s%s", task.position, task.saved.path, f", made {made}" if made else "")
     run.emit("done", task, progress=100.0)
 
@@ -208,14 +185,15 @@ def _polls(run: Run, task: Task, key: str) -> Generator[float, None, str]:
         if run.on_progress is not None:
             run.on_progress(watch.event(progress, task.position))
 
-    def doubt(error: RenderFailed) -> None:
-        run.emit("progress", task, progress=watch.progress, state="the service says it failed; asking again")
-
-    def bound() -> float:
-        return polling.POLL_SECONDS if run.queued else math.inf
-
     return polling.until_done(
-        lambda limit: run.client.poll(key, limit=limit), watch, run.client.pause, report, bound, doubt
+        lambda limit: run.client.poll(key, limit=limit),
+        watch,
+        run.client.pause,
+        report,
+        bound=lambda: polling.POLL_SECONDS if run.queued else math.inf,
+        doubt=lambda error: run.emit(
+            "progress", task, progress=watch.progress, state="the service says it failed; asking again"
+        ),
     )
 
 
@@ -231,19 +209,19 @@ def export(run: Run, task: Task) -> Generator[float, Any, bool]:
         run.journal.put(task.fingerprint, Entry(task.position, JobState.EXPORTING))
         try:
             task.project_key = run.client.request_export(task.job)
-        except ExportUncertain as error:
+        except errors.ExportUncertain as error:
             run.journal.put(task.fingerprint, Entry(task.position, JobState.UNCERTAIN))
             run.fail(task, error)
             return False
-        except AIStudiosError as error:
+        except errors.AIStudiosError as error:
             # Certainly not accepted (refused, rate limited, unreachable): as if never tried.
             run.journal.forget(task.fingerprint)
-            wrong_address = (isinstance(error, ServiceError) and error.unreachable) or (
-                isinstance(error, ExportRejected) and error.moved
+            wrong_address = (isinstance(error, errors.ServiceError) and error.unreachable) or (
+                isinstance(error, errors.ExportRejected) and error.moved
             )
-            if isinstance(error, AuthenticationError) or (wrong_address and not run.accepted):
+            if isinstance(error, errors.AuthenticationError) or (wrong_address and not run.accepted):
                 raise  # every other job would fail the same way: one message, nothing sent
-            if isinstance(error, RateLimited) and tries < _RATE_LIMIT_TRIES:
+            if isinstance(error, errors.RateLimited) and tries < _RATE_LIMIT_TRIES:
                 tries += 1
                 pause = run.client.pause.extend(error)
                 logger.warning("job %d: rate limited; the whole batch waits %g s", task.position, pause)
@@ -255,12 +233,3 @@ def export(run: Run, task: Task) -> Generator[float, Any, bool]:
         run.journal.put(task.fingerprint, Entry(task.position, JobState.SUBMITTED, task.project_key))
         run.emit("submitted", task, progress=0.0)
         return True
-
-
-def _gone(task: Task, entry: Entry, folder: Path, error: RenderFailed) -> str:
-    digest = f", sha256 {entry.sha256[:16]}..." if entry.sha256 else ""
-    return (
-        f"job {task.position}: an earlier run saved its video ({entry.file}{digest}), which is no longer in "
-        f"{folder}, and the service no longer gives it ({error}). It is not exported again, which would be paid "
-        "for twice: put the file back, or to export it anew run this job on its own with resume=False"
-    )

@@ -1,11 +1,8 @@
 """When to ask a render's progress again: the one poll policy, used by
-``wait_for_video`` and by every life of a batch.
-
-With a fixed interval, that interval (the tutorial's is 3 s). Adaptive (the
-default): the progress seen so far gives the render's rate, and the next
-poll is set just after the estimated finish, bounded by a minimum and a
-maximum wait, so a render is polled a few times whatever its length and its
-download starts soon after it is done.
+``wait_for_video`` and by every life of a batch. With a fixed interval, that
+interval (the tutorial's is 3 s). Adaptive (the default): the next poll is set
+just after the finish estimated from the rate so far, within bounds, so a
+render is polled a few times whatever its length.
 """
 
 from __future__ import annotations
@@ -13,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Callable, Generator, Optional, Tuple
 
 from ._answers import Progress
@@ -82,15 +80,13 @@ class PollClock:
         return max(0.0, (100 - progress) / self.rate)
 
 
-class Watch:
+class Watch(PollClock):
     """One render being waited for (by ``who``, the prefix of its messages):
     when to poll it next, whether its failure persists, and its deadline."""
 
     def __init__(self, key: str, interval: Optional[float], timeout: Optional[float], now: float, who: str = ""):
-        self.project_key = key
-        self.who = who
-        self.clock = PollClock(interval, now)
-        self.timeout = timeout
+        super().__init__(interval, now)
+        self.project_key, self.who, self.timeout = key, who, timeout
         self.deadline = None if timeout is None else now + timeout
         self.progress = 0.0
         self.logged = -1  # the last tenth of progress logged
@@ -102,14 +98,14 @@ class Watch:
         render is logged at INFO, with the time it took and an estimate."""
         self.failed_since, self.failures = None, 0  # any failure seen so far was a hiccup
         self.progress = progress.progress
-        wait = self.clock.next_wait(now, progress.progress)
+        wait = self.next_wait(now, progress.progress)
         tenth = min(int(progress.progress // 10), 10)
         if tenth > self.logged:
             self.logged = tenth
-            left = self.clock.seconds_left(progress.progress)
+            left = self.seconds_left(progress.progress)
             state = f" ({progress.state})" if progress.state else ""
             estimate = f", about {left:.0f} s left" if left is not None and progress.progress < 100 else ""
-            after = now - self.clock.started
+            after = now - self.started
             logger.info("%sproject %s: %.0f%%%s after %.0f s%s", self.who, self.project_key, progress.progress, state,
                         after, estimate)  # fmt: skip
         return wait
@@ -126,7 +122,7 @@ class Watch:
             raise error
         return self.failed_since + FAILED_SECONDS - now
 
-    def seconds_left(self, now: float) -> float:
+    def time_left(self, now: float) -> float:
         """Seconds until the deadline (infinite without one): the bound of the next poll."""
         return math.inf if self.deadline is None else max(self.deadline - now, 0.0)
 
@@ -142,7 +138,7 @@ class Watch:
         )
 
     def event(self, progress: Progress, position: Optional[int] = None) -> ProgressEvent:
-        left = self.clock.seconds_left(progress.progress)
+        left = self.seconds_left(progress.progress)
         return ProgressEvent("progress", position, self.project_key, progress.progress, state=progress.state,
                              seconds_left=left)  # fmt: skip
 
@@ -165,12 +161,12 @@ class PollGate:
         self.next = now + self.interval
 
 
+@dataclass
 class RatePause:
     """One pause for everything a client sends, after an HTTP 429: the
     service's limit is per account, not per job."""
 
-    def __init__(self) -> None:
-        self.until = 0.0  # time.monotonic() before which nothing is sent
+    until: float = 0.0  # time.monotonic() before which nothing is sent
 
     def extend(self, error: RateLimited) -> float:
         """Pause as long as ``error`` asks (at least a second); returns the seconds."""
@@ -214,7 +210,7 @@ def until_done(
         if pause.until > now and expired is None:
             when = pause.until
         else:
-            limit = LAST_LOOK_SECONDS if expired is not None else min(watch.seconds_left(now), bound())
+            limit = LAST_LOOK_SECONDS if expired is not None else min(watch.time_left(now), bound())
             try:
                 progress = poll(limit)
             except RateLimited as error:
@@ -225,7 +221,7 @@ def until_done(
                 doubt(error)  # not yet a failure: one such answer may be a hiccup
                 logger.warning("%s%s; looking again in %.1f s", who, error, when - time.monotonic())
             except ServiceError as error:
-                if expired is None and limit < watch.seconds_left(now) and time.monotonic() - now >= limit:
+                if expired is None and limit < watch.time_left(now) and time.monotonic() - now >= limit:
                     logger.warning("%sa poll took over %g s; asking again", who, limit)
                     when = time.monotonic()
                 else:  # a poll cut off by the deadline: the timeout is the news

@@ -600,7 +600,7 @@ def test_an_output_folder_that_cannot_hold_videos_is_refused_before_paying(
 def test_a_full_disk_is_refused_before_paying(
     sim: Simulator, jobs: List[Dict[str, Any]], fast: Dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aistudios_chromakey import _preflight as preflight
+    from aistudios_chromakey import _batch as preflight
 
     monkeypatch.setattr(preflight, "MIN_FREE_BYTES", 1 << 60)  # more than any disk has
     with pytest.raises(JournalError, match="MiB free, not enough for a video"):

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from aistudios_chromakey import DownloadError, download_video, request_export, wait_for_video
 from aistudios_chromakey import _download as download
 from aistudios_chromakey._containers import looks_like_video
-from aistudios_chromakey._names import safe_filename
+from aistudios_chromakey._jobs import safe_filename
 from aistudios_chromakey._transport import storage_session
 from aistudios_chromakey.simulator import RenderPlan, Simulator
 

@@ -15,8 +15,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from aistudios_chromakey._jobs import REQUIRED_FIELDS
-from aistudios_chromakey._jobsfile import JobsFile, JobsFileError, read_jobs_file
+from aistudios_chromakey._jobs import REQUIRED_FIELDS, JobsFile, JobsFileError, read_jobs_file
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "language,text,model,clothes"
@@ -293,7 +292,7 @@ def test_without_openpyxl_an_xlsx_says_how_to_install_it_or_save_as_csv(tmp_path
     path = _write(tmp_path, "jobs.xlsx", b"PK\x03\x04")
     script = (
         "import sys; sys.modules['openpyxl'] = None\n"
-        "from aistudios_chromakey._jobsfile import JobsFileError, read_jobs_file\n"
+        "from aistudios_chromakey._jobs import JobsFileError, read_jobs_file\n"
         "try:\n    read_jobs_file(sys.argv[1])\nexcept JobsFileError as error:\n    print(error)\n"
     )
     result = subprocess.run(

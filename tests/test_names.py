@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from aistudios_chromakey import export_chromakeys
-from aistudios_chromakey._names import safe_filename, safe_name
+from aistudios_chromakey._jobs import safe_filename, safe_name
 from aistudios_chromakey.simulator import RenderPlan, Simulator
 
 from .conftest import SECRET
