@@ -31,13 +31,12 @@ from . import _preflight as preflight
 from ._client import Client
 from ._deadlines import cut_now
 from ._download import SavedVideo
-from ._errors import AIStudiosError, BatchError, DownloadError, ExportUncertain
-from ._events import ProgressCallback
 from ._jobs import check_jobs
 from ._journal import Entry, JobState, open_journal
 from ._life import Fetch, Finish, Run, Step, Task, Then, life
 from ._names import check_template
 from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT, check_timing
+from ._reports import AIStudiosError, BatchError, DownloadError, ExportUncertain, ProgressCallback
 
 logger = logging.getLogger("aistudios_chromakey")
 

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from ._errors import ExportUncertain
-from ._events import ProgressEvent
+from ._reports import ExportUncertain, ProgressEvent
 
 Clock = Callable[[], float]
 

@@ -10,13 +10,13 @@ from typing import Any, ContextManager, Iterable, List, Mapping, Optional, Tuple
 
 import requests
 
-from ._apis import LEGACY
+from ._access import LEGACY
+from ._answers import Model
 from ._batch import run_batch
-from ._catalogue import Model
 from ._client import Client
-from ._events import ProgressCallback
 from ._life import Then
 from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
+from ._reports import ProgressCallback
 from ._transport import DEFAULT_REQUEST_TIMEOUT, RequestTimeout
 
 
@@ -114,8 +114,7 @@ def download_video(
     name until the whole body has arrived; a failed download, or one that is
     not a video (an error page sent with status 200), raises :class:`DownloadError`.
     """
-    # A download needs no credential and no API address: the documented one
-    # stands in, so that nothing in the environment can make this call fail.
+    # No credential and no API address needed: the documented one stands in, whatever the environment says.
     settings = {} if client is not None else {"api": "legacy", "base_url": LEGACY.host}
     with _client(client, request_timeout=request_timeout, session=session, **settings) as client:
         return client.download_video(url, out_dir, filename=filename, project_key=project_key)
@@ -218,8 +217,6 @@ def _finishing(transparent: Optional[str], background: Any) -> Optional[Then]:
         return None
     from . import video  # only for a batch that asks for it
 
-    if transparent is not None and background is not None:
-        raise ValueError("give transparent= or background=, not both: each batch makes one of them")
     if background is not None:
         video.check_background(background)
         video.check_ffmpeg("composite")

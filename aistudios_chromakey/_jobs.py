@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
-from ._apis import APIS, BOOLEAN, NUMBER, RESOLUTION, TEXT, URL, Api
-from ._errors import InvalidJob
+from ._access import APIS, BOOLEAN, NUMBER, RESOLUTION, TEXT, URL, Api
 from ._names import check_filename
+from ._reports import InvalidJob
 
 REQUIRED_FIELDS = ("language", "text", "model", "clothes")
 FILENAME_KEY = "filename"

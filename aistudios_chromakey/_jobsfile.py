@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union
 
-from ._apis import APIS
+from ._access import APIS
 from ._jobs import EXTRA_KEY, FILENAME_KEY, REQUIRED_FIELDS
 
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}

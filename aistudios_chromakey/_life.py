@@ -32,21 +32,22 @@ from . import _polling as polling
 from ._answers import Progress
 from ._client import Client
 from ._download import SavedVideo
-from ._errors import (
+from ._jobs import Job
+from ._journal import Entry, JobState, Journal, sync_folder
+from ._names import video_name
+from ._reports import (
     AIStudiosError,
     AuthenticationError,
     DownloadError,
     ExportRejected,
     ExportUncertain,
     JournalError,
+    ProgressCallback,
+    ProgressEvent,
     RateLimited,
     RenderFailed,
     ServiceError,
 )
-from ._events import ProgressCallback, ProgressEvent
-from ._jobs import Job
-from ._journal import Entry, JobState, Journal, sync_folder
-from ._names import video_name
 
 logger = logging.getLogger("aistudios_chromakey")
 

@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Collection, Dict, List, Mapping, Optional, Tuple
 
-from ._catalogue import check_jobs_against
+from ._answers import check_jobs_against
 from ._client import Client
-from ._errors import JournalError, ServiceError
 from ._jobs import Job
+from ._reports import JournalError, ServiceError
 
 logger = logging.getLogger("aistudios_chromakey")
 
