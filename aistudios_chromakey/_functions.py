@@ -217,6 +217,8 @@ def _finishing(transparent: Optional[str], background: Any) -> Optional[Then]:
         return None
     from . import video  # only for a batch that asks for it
 
+    if transparent is not None and background is not None:
+        raise ValueError("give transparent= or background=, not both: each batch makes one of them")
     if background is not None:
         video.check_background(background)
         video.check_ffmpeg("composite")
