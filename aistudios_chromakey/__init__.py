@@ -30,9 +30,10 @@ The settings every function takes, besides ``client``:
 
 import logging
 
-from ._catalogue import Clothes, Model
+from ._answers import Clothes, Model
 from ._client import Client
-from ._errors import (
+from ._functions import download_video, export_chromakeys, list_models, request_export, wait_for_video
+from ._reports import (
     AIStudiosError,
     AuthenticationError,
     BatchError,
@@ -41,13 +42,13 @@ from ._errors import (
     ExportUncertain,
     InvalidJob,
     JournalError,
+    ProgressEvent,
     RateLimited,
     RenderFailed,
     RenderTimeout,
     ServiceError,
+    show_progress,
 )
-from ._events import ProgressEvent, show_progress
-from ._functions import download_video, export_chromakeys, list_models, request_export, wait_for_video
 from ._version import VERSION as __version__  # noqa: N811 (the dunder is the convention)
 
 logging.getLogger("aistudios_chromakey").addHandler(logging.NullHandler())

@@ -6,8 +6,7 @@ import argparse
 from functools import partial
 from typing import Any, Callable, Optional, Tuple
 
-from ._apis import LEGACY, named_hosts, service_address
-from ._credentials import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV
+from ._access import API_KEY_ENV, APP_ID_ENV, LEGACY, USER_KEY_ENV, named_hosts, service_address
 from ._jobs import MAX_TEXT_LENGTH
 from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
 from ._version import VERSION

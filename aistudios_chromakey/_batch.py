@@ -34,16 +34,23 @@ from itertools import count
 from pathlib import Path
 from typing import Any, Callable, Dict, Generator, Iterable, List, Mapping, Optional, Tuple, Union
 
-from ._catalogue import check_jobs_against
+from ._answers import check_jobs_against
 from ._client import Client
 from ._deadlines import cut_now
 from ._download import SavedVideo
-from ._errors import AIStudiosError, BatchError, DownloadError, ExportUncertain, JournalError, ServiceError
-from ._events import ProgressCallback
 from ._jobs import Job, check_jobs, check_template, video_name
 from ._journal import Entry, JobState, open_journal
 from ._life import Fetch, Finish, Run, Step, Task, life
 from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT, check_timing
+from ._reports import (
+    AIStudiosError,
+    BatchError,
+    DownloadError,
+    ExportUncertain,
+    JournalError,
+    ProgressCallback,
+    ServiceError,
+)
 
 logger = logging.getLogger("aistudios_chromakey")
 

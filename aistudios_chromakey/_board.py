@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from ._errors import ExportUncertain
-from ._events import ProgressEvent
+from ._reports import ExportUncertain, ProgressEvent
 
 RUNNING = ("submitted", "rendering", "downloading", "finishing")
 FINISHED = ("done", "skipped", "failed")

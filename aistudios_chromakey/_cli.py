@@ -18,15 +18,14 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import video
-from ._apis import api_named
+from ._access import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV, Given, api_named, credentials_from
 from ._arguments import parser
 from ._batch import check_folder
 from ._board import Board, shown, summary, summary_json, terminal_size, width
 from ._client import Client
-from ._credentials import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV, Given, credentials_from
-from ._errors import AIStudiosError, BatchError, InvalidJob, JournalError
 from ._functions import export_chromakeys, list_models
 from ._jobs import JobsFileError, check_jobs, check_template, first_words, read_jobs_file
+from ._reports import AIStudiosError, BatchError, InvalidJob, JournalError
 from .simulator import Simulator
 
 logger = logging.getLogger("aistudios_chromakey")

@@ -1,6 +1,5 @@
-"""The client: one configured connection to the service, with one HTTP
-session for the API host and one per thread for the storage host, which
-never sees a credential. The package's plain functions wrap one."""
+"""The client: one configured connection to the service, with an HTTP session for the API
+host and one per thread for the storage host, which never sees a credential."""
 
 from __future__ import annotations
 
@@ -15,24 +14,21 @@ from urllib.parse import quote
 
 import requests
 
+from . import _access as access
 from . import _answers as answers
 from . import _download as download
 from . import _polling as polling
 from . import _transport as transport
-from ._apis import AUTH_PATH, DROPDOWN_PATH, MODEL_PATH, PROJECTS_PATH, TOKEN_PATH, api_named, service_address
-from ._catalogue import Model, parse_catalogue
-from ._credentials import Credentials, choose_api
 from ._deadlines import guarded
-from ._errors import AuthenticationError, ExportRejected, ServiceError
-from ._events import ProgressCallback
 from ._jobs import MAX_TEXT_LENGTH, Job, check_filename, check_job, safe_filename
+from ._reports import AuthenticationError, ExportRejected, ProgressCallback, ServiceError
 from ._version import VERSION
 
 logger = logging.getLogger("aistudios_chromakey")
 
 #: Seconds after a token request that got no answer before the next is sent.
 MINT_PAUSE = 60.0
-
+_NAMED_STATES = ("exporting", "exported", "complete")  # V3's states in the docs: running, and ready
 _USER_AGENT = f"aistudios-chromakey/{VERSION} python-requests/{requests.__version__}"
 
 
@@ -62,26 +58,20 @@ class Client:
         max_polls_per_second: Optional[float] = polling.DEFAULT_POLLS_PER_SECOND,
         max_text_length: int = MAX_TEXT_LENGTH,
     ):
-        self.api = api_named(choose_api(api, token, app_id, user_key))
-        self.base_url = service_address(self.api, base_url)
+        self.api = access.api_named(access.choose_api(api, token, app_id, user_key))
+        self.base_url = access.service_address(self.api, base_url)
         self.request_timeout = transport.check_request_timeout(request_timeout)
-        self.credentials = Credentials(self.api, token, app_id, user_key)
-        if not isinstance(max_text_length, int) or isinstance(max_text_length, bool) or max_text_length < 1:
-            raise ValueError(f"max_text_length must be a whole number >= 1, not {max_text_length!r}")
+        self.credentials = access.Credentials(self.api, token, app_id, user_key)
         self.max_text_length = max_text_length
-        #: When the service rate-limits any request, no request of this client goes before this ends.
-        self.pause = polling.RatePause()
+        self.pause = polling.RatePause()  # a rate limit on any request holds back every request of this client
         self._poll_gate = polling.PollGate(max_polls_per_second)
-        self._models: Optional[List[Model]] = None
+        self._models: Optional[List[answers.Model]] = None
         self._states_told: set[tuple[str, str]] = set()  # (project, unknown V3 state) already logged
         self._mint_failed: Optional[tuple[float, ServiceError]] = None  # when minting last failed, and how
         self._session = transport.api_session(session)
         self._settings_from = session
         self._local = threading.local()
         self._storages: List[requests.Session] = []
-
-    def __repr__(self) -> str:
-        return f"Client(api={self.api.name!r}, base_url={self.base_url!r})"
 
     def close(self) -> None:
         """Close the client's connections."""
@@ -101,11 +91,10 @@ class Client:
     def _exchange(
         self, method: str, path: str, what: str, body: Optional[Mapping[str, Any]] = None, limit: float = math.inf
     ) -> answers.Answer:
-        """One exchange with the API host within ``limit`` seconds per request;
-        a refused minted token is minted again once. A :class:`NetworkProblem`
-        comes through: only the caller knows if a lost answer hides a render."""
+        """One exchange with the API host, a refused minted token minted again once. A
+        :class:`NetworkProblem` comes through: only the caller knows if a lost answer hides a render."""
         answer = self._request(method, path, what, body, limit)
-        if answers.credential_refused(answer) and path != TOKEN_PATH and self.credentials.forget_token():
+        if answers.credential_refused(answer) and path != access.TOKEN_PATH and self.credentials.forget_token():
             logger.info("%s: the access token was refused; minting a new one", what)
             answer = self._request(method, path, what, body, limit)
         return answer
@@ -114,8 +103,8 @@ class Client:
         self, method: str, path: str, what: str, body: Optional[Mapping[str, Any]], limit: float
     ) -> answers.Answer:
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": _USER_AGENT}
-        if path != TOKEN_PATH:
-            headers["Authorization"] = self._authorization()
+        if path != access.TOKEN_PATH:
+            headers["Authorization"] = self.credentials.token or self._mint()
         seconds = min(transport.request_seconds(self.request_timeout), limit)
         with guarded(seconds) as guard:
             try:
@@ -132,92 +121,78 @@ class Client:
                 with response:
                     if 300 <= response.status_code < 400:
                         location = self.redact(response.headers.get("Location", "?"))
-                        raise ServiceError(
-                            f"{what}: redirected to {location}; check base_url (the service may have moved: "
-                            f"give its new address as base_url= or --base-url)",
-                            status=response.status_code,
-                        )
+                        message = f"{what}: redirected to {location}; check base_url (the service may have moved)"
+                        raise ServiceError(message, status=response.status_code)
                     return answers.read_answer(response, self.redact)
             except requests.RequestException as error:
                 problem = transport.NetworkProblem.of(error, seconds if guard.fired else None)
         raise problem  # outside the handler: no trace of the request, whose headers hold the credential
 
-    def _authorization(self) -> str:
-        return self.credentials.token or self._mint()
-
     def _mint(self) -> str:
         """Mint a V3 access token from the AppId and the UserKey."""
         what = "minting an access token"
-        failed = self._mint_failed
+        failed = self._mint_failed  # a token endpoint that just failed to answer is not asked by every job again
         if failed is not None and time.monotonic() - failed[0] < MINT_PAUSE:
-            # A token endpoint that just hung or could not be reached is not
-            # asked again by every job of a batch, each waiting out its bound.
             raise ServiceError(f"{failed[1]} (not asked again for {MINT_PAUSE:g} s)", unreachable=failed[1].unreachable)
         try:
-            answer = self._exchange("POST", TOKEN_PATH, what, self.credentials.minting_body())
+            answer = self._exchange("POST", access.TOKEN_PATH, what, self.credentials.minting)
         except transport.NetworkProblem as problem:
             error = ServiceError(f"{what}: the service could not be reached ({problem})", unreachable=problem.not_sent)
             self._mint_failed = (time.monotonic(), error)
             raise error from None
         self._mint_failed = None
         if answer.status in (400, 401, 403, 404) or (answer.body is not None and not answer.ok):
-            raise AuthenticationError(
-                f"{what}: the service refused the AppId and UserKey ({answer.detail}). Copy both again from "
-                "your AI STUDIOS profile."
-            )
+            raise AuthenticationError(f"{what}: the service refused the AppId and UserKey ({answer.detail})")
         answers.refuse_errors(answer, what, self.credentials.kind, self.credentials.refusal_hint())
-        token = answer.data.get("token")
-        if not isinstance(token, str) or not token.strip():
-            raise ServiceError(f"{what}: the answer carries no token ({answer.detail})", status=answer.status)
-        self.credentials.minted(token)
+        token = self.credentials.minted(answer.data.get("token"))
         logger.info("minted a V3 access token")
-        return token.strip()
+        return token
 
     def request_export(self, job: Union[Mapping[str, Any], Job]) -> str:
-        """Ask the service to render one video (tutorial step 3); see
-        :func:`aistudios_chromakey.request_export`. Returns the project key."""
+        """Tutorial step 3, the export: see :func:`aistudios_chromakey.request_export`."""
         job = job if isinstance(job, Job) else check_job(job, self.api, max_text=self.max_text_length)
         what = "export request for " + ("the job" if job.position is None else f"job {job.position}")
-        logger.debug("POST %s%s (%s)", self.base_url, self.api.export_path, what)
         if self.api.mints_tokens and job.body.get("isExport") is False:
             logger.warning("%s: isExport is false: the service may keep it as a draft that never renders", what)
         body = {**self.api.defaults, **job.body}  # isExport: true on V3, unless the job says otherwise
-        self._authorization()  # a token to mint is minted before anything of the export is sent
+        if not self.credentials.token:  # a token to mint is minted before anything of the export is sent
+            self._mint()
         try:
             answer = self._exchange("POST", self.api.export_path, what, body)
         except ServiceError as error:
-            # Every answer came after the request was delivered. A redirect that
-            # asks for the request again elsewhere (301, 302, 307, 308: a moved
-            # host) processed nothing; "303 See Other" says it was processed, and
-            # an answer too large to read may hold an accepted project.
+            # A redirect that asks for the request again elsewhere (a moved host) processed nothing; "303 See
+            # Other" says it was processed, and an answer too large to read may hold an accepted project.
             if error.status in (301, 302, 307, 308):
                 raise ExportRejected(f"{error} (nothing was exported)", moved=True) from None
             raise answers.uncertain(what, f"the answer could not be used ({error})") from None
         except transport.NetworkProblem as problem:
             if problem.not_sent:
-                raise ServiceError(
-                    f"{what}: could not reach {self.base_url}: {problem}; nothing was sent", unreachable=True
-                ) from None
+                message = f"{what}: could not reach {self.base_url}: {problem}; nothing was sent"
+                raise ServiceError(message, unreachable=True) from None
             reason = f"the request was sent but no complete answer came back ({problem})"
             raise answers.uncertain(what, reason) from None
-        key = answers.project_key_of(answer, what, self.credentials.kind, self.credentials.refusal_hint())
+        if answer.status >= 500 or (answer.status < 300 and answer.body is None):  # the job may have been taken
+            raise answers.uncertain(what, f"the service answered {answer.detail}")
+        answers.refuse_errors(answer, what, self.credentials.kind, self.credentials.refusal_hint())
+        if answer.status >= 400 or not answer.ok:
+            raise ExportRejected(f"{what}: the service rejected it ({answer.detail})")
+        key = answers.project_key(answer)
+        if key is None:
+            raise answers.uncertain(what, f"the answer carries no project key ({answer.detail})")
         logger.info("%s accepted: project key %s", what, key)
         return key
 
     def poll(self, project_key: str, *, limit: float = math.inf) -> answers.Progress:
-        """Ask a render's progress once, within ``limit`` seconds;
-        :class:`RenderFailed` for a failed render or one the service does not know."""
+        """Ask a render's progress once, within ``limit`` seconds; :class:`RenderFailed` for a failed or unknown one."""
         what = f"progress of project {project_key}"
         self._poll_gate.wait()
         answer = self._get(self.api.progress_path + quote(project_key, safe=""), what, limit)
         progress = answers.progress_of(answer, what, self.redact)
         state = progress.state
-        if state and state.lower() not in answers.KNOWN_STATES and (project_key, state) not in self._states_told:
+        if state and state.lower() not in _NAMED_STATES and (project_key, state) not in self._states_told:
             self._states_told.add((project_key, state))  # a state the docs do not name: logged once per render
             logger.info("project %s: the service says its state is %r", project_key, self.redact(state))
-        shown_state = f" ({state})" if state else ""
-        address = "present" if progress.address else "not yet"
-        logger.debug("project %s: progress %s%s, address %s", project_key, progress.progress, shown_state, address)
+        logger.debug("project %s: progress %s, state %s", project_key, progress.progress, state)
         return progress
 
     def wait_for_video(
@@ -228,10 +203,7 @@ class Client:
         timeout: Optional[float] = polling.DEFAULT_RENDER_TIMEOUT,
         on_progress: Optional[ProgressCallback] = None,
     ) -> str:
-        """Poll until the render is done (tutorial step 4); see
-        :func:`aistudios_chromakey.wait_for_video`. Returns the video's address."""
-        if not isinstance(project_key, str) or not project_key.strip():
-            raise ValueError(f"project_key must be a non-empty string, not {project_key!r}")
+        """Tutorial step 4, the wait: see :func:`aistudios_chromakey.wait_for_video`."""
         polling.check_timing(poll_interval, timeout)
         watch = polling.Watch(project_key, poll_interval, timeout, time.monotonic())
 
@@ -255,71 +227,42 @@ class Client:
         filename: Optional[str] = None,
         project_key: Optional[str] = None,
     ) -> Path:
-        """Download a finished video (tutorial step 4); see
-        :func:`aistudios_chromakey.download_video`. Returns its path."""
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ValueError(f"url must be an http(s) address, not {url!r}")
+        """Tutorial step 4, the download: see :func:`aistudios_chromakey.download_video`."""
         name = check_filename(filename) if filename is not None else safe_filename(url, project_key)
         return self.save_video(url, Path(out_dir), name).path
 
     def save_video(
-        self,
-        url: str,
-        folder: Path,
-        name: str,
-        *,
-        progress: Optional[download.Progress] = None,
-        max_bytes: int = download.MAX_VIDEO_BYTES,
+        self, url: str, folder: Path, name: str, *, progress: Optional[download.Progress] = None
     ) -> download.SavedVideo:
-        """Download ``url`` into ``folder`` as ``name`` (or a free variant of
-        it), with its size, SHA-256 and the host's check it passed."""
+        """Download ``url`` into ``folder`` as ``name`` (or a free variant of it), with its size and SHA-256."""
         session = getattr(self._local, "storage", None)
         if session is None:  # one per thread: the batch downloads in several
             session = self._local.storage = transport.storage_session(self._settings_from)
             self._storages.append(session)
-        return download.save_video(
-            session, url, folder, name, self.request_timeout, progress=progress, max_bytes=max_bytes
-        )
+        return download.save_video(session, url, folder, name, self.request_timeout, progress=progress)
 
-    def models(self) -> List[Model]:
-        """The V3 model catalogue: each model's ID, names and clothes (the IDs
-        a job's ``model`` and ``clothes`` take). Asked once per client: the
-        page with clothes first, then today's model list (no clothes);
-        :class:`ServiceError` when neither gives a list of models."""
+    def models(self) -> List[answers.Model]:
+        """:func:`aistudios_chromakey.list_models`, asked once per client: the page with clothes, else today's."""
         if not self.api.mints_tokens:
-            raise ValueError(
-                "the legacy API documents no model catalogue: use the model and clothes IDs of your "
-                "AI STUDIOS account, or api='v3'"
-            )
+            raise ValueError("the legacy API documents no model catalogue: use api='v3'")
         if self._models is None:
-            self._authorization()  # credentials that cannot mint a token stop here, whatever the pages say
+            if not self.credentials.token:  # credentials that cannot mint a token stop here, whatever the pages say
+                self._mint()
             problems = []
-            for path in (MODEL_PATH, DROPDOWN_PATH):
+            for path in (access.MODEL_PATH, access.DROPDOWN_PATH):
                 what = f"the model list at {path}"
                 try:
-                    answer = self._get(path, what)
-                    if answer.status >= 400 or not (answer.ok or "success" not in answer.body):
-                        raise ServiceError(f"{what}: not available ({answer.detail})", status=answer.status)
-                    models = parse_catalogue(answer.body)
-                    if not models:
-                        raise ServiceError(f"{what}: empty")
+                    self._models = answers.parse_catalogue(self._get(path, what), what)
+                    break
                 except (ServiceError, AuthenticationError) as error:
                     problems.append(str(error))
-                else:
-                    self._models = models
-                    break
             else:
                 raise ServiceError("the model catalogue: " + "; ".join(problems))
         return list(self._models)
 
     def projects(self) -> List[Mapping[str, Any]]:
-        """V3: the account's exported projects, as the service lists them
-        (each with ``id``, ``name``, ``state``, ``download_url``; the list's
-        envelope is not documented, so a list under ``data``, ``projects``
-        or ``list`` is taken); :class:`ServiceError` when there is none."""
-        if not self.api.mints_tokens:
-            raise ValueError("the legacy API documents no list of projects")
-        answer = self._get(PROJECTS_PATH, "the list of projects")
+        """V3: the account's exported projects, from a list under ``data``, ``projects`` or ``list``."""
+        answer = self._get(access.PROJECTS_PATH, "the list of projects")
         found: Any = answer.body
         for _ in range(3):
             if isinstance(found, Mapping):
@@ -329,21 +272,17 @@ class Client:
         return [item for item in found if isinstance(item, Mapping) and type(item.get("id")) in (str, int)]  # not bool
 
     def verify_credentials(self) -> Optional[bool]:
-        """Whether the service accepts this client's credential, sending no
-        export: True or False on V3 (a token is minted from an AppId and a
-        UserKey, then checked); ``None`` on the legacy API, which documents
-        no way to check a key but an export."""
+        """Whether the service accepts this client's credential, sending no export: True or False on
+        V3; ``None`` on the legacy API, which documents no way to check a key but an export."""
         self.credentials.resolve()
         if not self.api.mints_tokens:
             return None
         try:
-            answer = self._get(AUTH_PATH, "checking the credential")
+            answer = self._get(access.AUTH_PATH, "checking the credential")
         except AuthenticationError:
             return False
-        for where in (answer.body, answer.data):
-            if isinstance(where, Mapping) and isinstance(where.get("isAuthenticated"), bool):
-                return bool(where["isAuthenticated"])
-        return answer.ok
+        accepted = answer.data.get("isAuthenticated")  # under data, or beside success
+        return accepted if isinstance(accepted, bool) else answer.ok
 
     def _get(self, path: str, what: str, limit: float = math.inf) -> answers.Answer:
         """A GET of the API host, and the answers no endpoint can use refused."""

@@ -23,8 +23,8 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from ._containers import SNIFF_BYTES, BoxWalk, Expected, expected_digest, is_iso_media, looks_like_video
 from ._deadlines import Guard, guarded
-from ._errors import DownloadError
 from ._jobs import place, truncate_utf8
+from ._reports import DownloadError
 from ._transport import RequestTimeout, no_credentials, request_seconds
 
 logger = logging.getLogger("aistudios_chromakey")

@@ -10,12 +10,12 @@ from typing import Any, ContextManager, Iterable, List, Mapping, Optional, Tuple
 
 import requests
 
-from ._apis import LEGACY
+from ._access import LEGACY
+from ._answers import Model
 from ._batch import Then, run_batch
-from ._catalogue import Model
 from ._client import Client
-from ._events import ProgressCallback
 from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
+from ._reports import ProgressCallback
 from ._transport import DEFAULT_REQUEST_TIMEOUT, RequestTimeout
 
 
@@ -113,8 +113,7 @@ def download_video(
     name until the whole body has arrived; a failed download, or one that is
     not a video (an error page sent with status 200), raises :class:`DownloadError`.
     """
-    # A download needs no credential and no API address: the documented one
-    # stands in, so that nothing in the environment can make this call fail.
+    # No credential and no API address needed: the documented one stands in, whatever the environment says.
     settings = {} if client is not None else {"api": "legacy", "base_url": LEGACY.host}
     with _client(client, request_timeout=request_timeout, session=session, **settings) as client:
         return client.download_video(url, out_dir, filename=filename, project_key=project_key)

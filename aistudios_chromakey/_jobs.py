@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Literal, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
-from ._apis import APIS, BOOLEAN, NUMBER, RESOLUTION, TEXT, URL, Api
-from ._errors import InvalidJob
+from ._access import APIS, BOOLEAN, NUMBER, RESOLUTION, TEXT, URL, Api
+from ._reports import InvalidJob
 
 REQUIRED_FIELDS = ("language", "text", "model", "clothes")
 FILENAME_KEY = "filename"
@@ -72,7 +72,7 @@ def is_http_url(value: Any) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-# Each kind of optional field (_apis.py): how to check it, and what it must be.
+# Each kind of optional field (_access.py): how to check it, and what it must be.
 _KINDS: Mapping[str, Tuple[Callable[[Any], bool], str]] = {
     TEXT: (lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty string"),
     NUMBER: (is_number, "a number"),

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
-from ._errors import JournalError
+from ._reports import JournalError
 
 logger = logging.getLogger("aistudios_chromakey")
 

@@ -26,14 +26,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Generator, Optional, Union
 
-from . import _errors as errors
 from . import _polling as polling
+from . import _reports as errors
 from ._answers import Progress
 from ._client import Client
 from ._download import SavedVideo
-from ._events import ProgressCallback, ProgressEvent
 from ._jobs import Job
 from ._journal import Entry, JobState, Journal, sync_folder
+from ._reports import ProgressCallback, ProgressEvent
 
 logger = logging.getLogger("aistudios_chromakey")
 

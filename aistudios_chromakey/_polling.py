@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Callable, Generator, Optional, Tuple
 
 from ._answers import Progress
-from ._errors import RateLimited, RenderFailed, RenderTimeout, ServiceError
-from ._events import ProgressEvent
 from ._jobs import is_number
+from ._reports import ProgressEvent, RateLimited, RenderFailed, RenderTimeout, ServiceError
 
 logger = logging.getLogger("aistudios_chromakey")
 

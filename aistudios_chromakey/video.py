@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, Callable, Dict, FrozenSet, List, Optional, Tuple, Union, cast
 
 from . import _keying
-from ._errors import AIStudiosError
+from ._reports import AIStudiosError
 
 __all__ = [
     "POSITIONS",

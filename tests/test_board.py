@@ -9,7 +9,7 @@ from typing import Any, Tuple
 import pytest
 
 from aistudios_chromakey._board import Board, duration, fit, size_text, summary, summary_json, width
-from aistudios_chromakey._events import ProgressEvent
+from aistudios_chromakey._reports import ProgressEvent
 
 
 class FakeClock:

@@ -49,7 +49,7 @@ _FULL_DISK = textwrap.dedent(
     """
     import os, resource, signal, sys
     from pathlib import Path
-    from aistudios_chromakey._errors import JournalError
+    from aistudios_chromakey._reports import JournalError
     from aistudios_chromakey._journal import JOURNAL_NAME, Entry, JobState, open_journal
 
     folder = Path(sys.argv[1])
@@ -131,7 +131,7 @@ def test_a_journal_line_nested_too_deeply_is_a_journal_error(tmp_path: Path) -> 
 def test_a_token_whose_payload_is_nested_too_deeply_has_no_expiry() -> None:
     import base64
 
-    from aistudios_chromakey._credentials import token_expiry
+    from aistudios_chromakey._access import token_expiry
 
     payload = base64.urlsafe_b64encode(b"[" * 200_000 + b"]" * 200_000).rstrip(b"=").decode()
     assert token_expiry(f"eyJhbGciOiJIUzI1NiJ9.{payload}.sig") is None

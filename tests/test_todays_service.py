@@ -229,7 +229,7 @@ def test_a_refused_key_in_a_200_is_an_authentication_error_not_a_refused_job(sim
 
 
 def test_a_token_without_exp_is_renewed_by_its_age(monkeypatch: pytest.MonkeyPatch) -> None:
-    from aistudios_chromakey import _credentials as credentials
+    from aistudios_chromakey import _access as credentials
 
     monkeypatch.setattr(credentials, "TOKEN_LIFETIME", 0.5)  # the docs' day, made short
     with Simulator(SECRET, token_ttl=0.6, opaque_tokens=True, expired_token="401") as sim:
@@ -245,7 +245,7 @@ def test_a_token_without_exp_is_renewed_by_its_age(monkeypatch: pytest.MonkeyPat
 def test_a_token_whose_exp_is_already_past_by_our_clock_is_minted_once(
     sim: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aistudios_chromakey import _credentials as credentials
+    from aistudios_chromakey import _access as credentials
 
     class Ahead:  # this machine's clock two days ahead of the service's
         @staticmethod

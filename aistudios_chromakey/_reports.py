@@ -1,12 +1,14 @@
-"""The exceptions the library raises: all derive from :class:`AIStudiosError`,
-some also from a builtin (``ValueError``, ``TimeoutError``) that code knowing
-nothing of this library catches. No message ever contains a credential.
-"""
+"""What the library reports: the exceptions it raises (all derive from
+:class:`AIStudiosError`, some also from a builtin that code knowing nothing
+of this library catches; no message contains a credential), and what
+``on_progress`` callbacks receive, or :func:`show_progress` shows."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, TextIO, Tuple
 
 
 class AIStudiosError(Exception):
@@ -101,10 +103,54 @@ class BatchError(AIStudiosError):
     order, the downloaded file, or ``None`` for a job that failed."""
 
     def __init__(self, failures: Sequence[Tuple[int, BaseException]], paths: Sequence[Optional[Path]]):
-        lines = [f"{len(failures)} of {len(paths)} jobs failed:"]
-        for position, error in failures:
-            text = str(error)
-            lines.append("  " + (text if text.startswith(f"job {position}") else f"job {position}: {text}"))
-        super().__init__("\n".join(lines))
+        shown = [str(error) if str(error).startswith(f"job {at}") else f"job {at}: {error}" for at, error in failures]
+        super().__init__("\n  ".join([f"{len(failures)} of {len(paths)} jobs failed:", *shown]))
         self.failures = list(failures)
         self.paths = list(paths)
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of one job. ``kind`` is ``"submitted"``, ``"progress"``,
+    ``"downloading"`` (``received`` bytes so far, of ``total`` when
+    announced), ``"finishing"`` (making the clip ``transparent=`` or
+    ``background=`` asked for; ``progress`` is its percent), ``"done"``
+    (``path``, its ``size`` and ``sha256`` in hex; ``skipped`` for a job an
+    earlier run finished: nothing was sent or paid for it in this run) or
+    ``"failed"`` (``error``). ``position`` is the job's 1-based position in a
+    batch, or ``None``; ``project_key`` is there once the export was
+    accepted; ``progress`` (percent), ``seconds_left`` (the render's
+    estimate) and ``state`` (the service's own word for it, V3) when known.
+    """
+
+    kind: str
+    position: Optional[int] = None
+    project_key: Optional[str] = None
+    progress: Optional[float] = None
+    path: Optional[Path] = None
+    error: Optional[BaseException] = None
+    size: Optional[int] = None
+    sha256: Optional[str] = None
+    state: Optional[str] = None
+    seconds_left: Optional[float] = None
+    received: Optional[int] = None
+    total: Optional[int] = None
+    skipped: bool = False
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+def show_progress(stream: Optional[TextIO] = None) -> None:
+    """See every job's progress, in a script or a notebook: the library's
+    steps and each tenth of every render, one line each, on ``stream``
+    (standard error by default). The library configures no logging of its
+    own: calling this once, before the rest, is the one-word way to ask it to."""
+    logger = logging.getLogger("aistudios_chromakey")
+    if not any(handler.get_name() == "show_progress" for handler in logger.handlers):  # added once
+        handler = logging.StreamHandler(stream)
+        handler.set_name("show_progress")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
