@@ -17,8 +17,8 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Tuple
 import requests
 
 from ._errors import AuthenticationError, ExportRejected, ExportUncertain, RateLimited, RenderFailed, ServiceError
+from ._http import retry_after_seconds
 from ._jobs import is_http_url
-from ._transport import retry_after_seconds
 
 #: An API answer is a few hundred bytes; past this it is refused unread.
 MAX_ANSWER_BYTES = 1024 * 1024

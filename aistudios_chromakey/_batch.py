@@ -29,10 +29,9 @@ from typing import Any, Callable, Dict, Generator, Iterable, List, Mapping, Opti
 
 from . import _preflight as preflight
 from ._client import Client
-from ._deadlines import cut_now
-from ._download import SavedVideo
 from ._errors import AIStudiosError, BatchError, DownloadError, ExportUncertain
 from ._events import ProgressCallback
+from ._http import SavedVideo, cut_now
 from ._jobs import check_jobs
 from ._journal import Entry, JobState, open_journal
 from ._life import Fetch, Finish, Run, Step, Task, Then, life

@@ -16,15 +16,15 @@ from urllib.parse import quote
 import requests
 
 from . import _answers as answers
-from . import _download as download
+from . import _http as download
+from . import _http as transport
 from . import _polling as polling
-from . import _transport as transport
 from ._apis import AUTH_PATH, DROPDOWN_PATH, MODEL_PATH, PROJECTS_PATH, TOKEN_PATH, api_named, service_address
 from ._catalogue import Model, parse_catalogue
 from ._credentials import Credentials, choose_api
-from ._deadlines import guarded
 from ._errors import AuthenticationError, ExportRejected, ServiceError
 from ._events import ProgressCallback
+from ._http import guarded
 from ._jobs import MAX_TEXT_LENGTH, Job, check_job
 from ._names import check_filename, safe_filename
 from ._version import VERSION

@@ -15,9 +15,9 @@ from ._batch import run_batch
 from ._catalogue import Model
 from ._client import Client
 from ._events import ProgressCallback
+from ._http import DEFAULT_REQUEST_TIMEOUT, RequestTimeout
 from ._life import Then
 from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
-from ._transport import DEFAULT_REQUEST_TIMEOUT, RequestTimeout
 
 
 def _client(client: Optional[Client], **settings: Any) -> ContextManager[Client]:

@@ -31,7 +31,6 @@ from typing import Any, Callable, Generator, Optional, Union
 from . import _polling as polling
 from ._answers import Progress
 from ._client import Client
-from ._download import SavedVideo
 from ._errors import (
     AIStudiosError,
     AuthenticationError,
@@ -44,6 +43,7 @@ from ._errors import (
     ServiceError,
 )
 from ._events import ProgressCallback, ProgressEvent
+from ._http import SavedVideo
 from ._jobs import Job
 from ._journal import Entry, JobState, Journal, sync_folder
 from ._names import video_name
