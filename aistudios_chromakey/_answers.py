@@ -16,9 +16,9 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, NoReturn, Optio
 
 import requests
 
+from ._http import retry_after_seconds
 from ._jobs import Job, is_http_url
 from ._reports import AuthenticationError, ExportUncertain, InvalidJob, RateLimited, RenderFailed, ServiceError
-from ._transport import retry_after_seconds
 
 MAX_ANSWER_BYTES = 1024 * 1024  # an API answer is a few hundred bytes: past this it is refused unread
 _SNIPPET = 200

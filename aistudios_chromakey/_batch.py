@@ -36,8 +36,7 @@ from typing import Any, Callable, Dict, Generator, Iterable, List, Mapping, Opti
 
 from ._answers import check_jobs_against
 from ._client import Client
-from ._deadlines import cut_now
-from ._download import SavedVideo
+from ._http import SavedVideo, cut_now
 from ._jobs import Job, check_jobs, check_template, video_name
 from ._journal import Entry, JobState, open_journal
 from ._life import Fetch, Finish, Run, Step, Task, life

@@ -16,10 +16,8 @@ import requests
 
 from . import _access as access
 from . import _answers as answers
-from . import _download as download
+from . import _http as http
 from . import _polling as polling
-from . import _transport as transport
-from ._deadlines import guarded
 from ._jobs import MAX_TEXT_LENGTH, Job, check_filename, check_job, safe_filename
 from ._reports import AuthenticationError, ExportRejected, ProgressCallback, ServiceError
 from ._version import VERSION
@@ -54,13 +52,13 @@ class Client:
         app_id: Optional[str] = None,
         user_key: Optional[str] = None,
         session: Optional[requests.Session] = None,
-        request_timeout: transport.RequestTimeout = transport.DEFAULT_REQUEST_TIMEOUT,
+        request_timeout: http.RequestTimeout = http.DEFAULT_REQUEST_TIMEOUT,
         max_polls_per_second: Optional[float] = polling.DEFAULT_POLLS_PER_SECOND,
         max_text_length: int = MAX_TEXT_LENGTH,
     ):
         self.api = access.api_named(access.choose_api(api, token, app_id, user_key))
         self.base_url = access.service_address(self.api, base_url)
-        self.request_timeout = transport.check_request_timeout(request_timeout)
+        self.request_timeout = http.check_request_timeout(request_timeout)
         self.credentials = access.Credentials(self.api, token, app_id, user_key)
         self.max_text_length = max_text_length
         self.pause = polling.RatePause()  # a rate limit on any request holds back every request of this client
@@ -68,7 +66,7 @@ class Client:
         self._models: Optional[List[answers.Model]] = None
         self._states_told: set[tuple[str, str]] = set()  # (project, unknown V3 state) already logged
         self._mint_failed: Optional[tuple[float, ServiceError]] = None  # when minting last failed, and how
-        self._session = transport.api_session(session)
+        self._session = http.api_session(session)
         self._settings_from = session
         self._local = threading.local()
         self._storages: List[requests.Session] = []
@@ -105,8 +103,8 @@ class Client:
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": _USER_AGENT}
         if path != access.TOKEN_PATH:
             headers["Authorization"] = self.credentials.token or self._mint()
-        seconds = min(transport.request_seconds(self.request_timeout), limit)
-        with guarded(seconds) as guard:
+        seconds = min(http.request_seconds(self.request_timeout), limit)
+        with http.guarded(seconds) as guard:
             try:
                 response = self._session.request(
                     method,
@@ -115,7 +113,7 @@ class Client:
                     headers=headers,
                     timeout=self.request_timeout,
                     allow_redirects=False,  # a credential never follows a redirect
-                    auth=transport.no_credentials,  # ours is the only one, in the header
+                    auth=http.no_credentials,  # ours is the only one, in the header
                     stream=True,  # answers are read within a bound (_answers.py)
                 )
                 with response:
@@ -125,7 +123,7 @@ class Client:
                         raise ServiceError(message, status=response.status_code)
                     return answers.read_answer(response, self.redact)
             except requests.RequestException as error:
-                problem = transport.NetworkProblem.of(error, seconds if guard.fired else None)
+                problem = http.NetworkProblem.of(error, seconds if guard.fired else None)
         raise problem  # outside the handler: no trace of the request, whose headers hold the credential
 
     def _mint(self) -> str:
@@ -136,7 +134,7 @@ class Client:
             raise ServiceError(f"{failed[1]} (not asked again for {MINT_PAUSE:g} s)", unreachable=failed[1].unreachable)
         try:
             answer = self._exchange("POST", access.TOKEN_PATH, what, self.credentials.minting)
-        except transport.NetworkProblem as problem:
+        except http.NetworkProblem as problem:
             error = ServiceError(f"{what}: the service could not be reached ({problem})", unreachable=problem.not_sent)
             self._mint_failed = (time.monotonic(), error)
             raise error from None
@@ -165,7 +163,7 @@ class Client:
             if error.status in (301, 302, 307, 308):
                 raise ExportRejected(f"{error} (nothing was exported)", moved=True) from None
             raise answers.uncertain(what, f"the answer could not be used ({error})") from None
-        except transport.NetworkProblem as problem:
+        except http.NetworkProblem as problem:
             if problem.not_sent:
                 message = f"{what}: could not reach {self.base_url}: {problem}; nothing was sent"
                 raise ServiceError(message, unreachable=True) from None
@@ -232,14 +230,14 @@ class Client:
         return self.save_video(url, Path(out_dir), name).path
 
     def save_video(
-        self, url: str, folder: Path, name: str, *, progress: Optional[download.Progress] = None
-    ) -> download.SavedVideo:
+        self, url: str, folder: Path, name: str, *, progress: Optional[http.Progress] = None
+    ) -> http.SavedVideo:
         """Download ``url`` into ``folder`` as ``name`` (or a free variant of it), with its size and SHA-256."""
         session = getattr(self._local, "storage", None)
         if session is None:  # one per thread: the batch downloads in several
-            session = self._local.storage = transport.storage_session(self._settings_from)
+            session = self._local.storage = http.storage_session(self._settings_from)
             self._storages.append(session)
-        return download.save_video(session, url, folder, name, self.request_timeout, progress=progress)
+        return http.save_video(session, url, folder, name, self.request_timeout, progress=progress)
 
     def models(self) -> List[answers.Model]:
         """:func:`aistudios_chromakey.list_models`, asked once per client: the page with clothes, else today's."""
@@ -288,7 +286,7 @@ class Client:
         """A GET of the API host, and the answers no endpoint can use refused."""
         try:
             answer = self._exchange("GET", path, what, limit=limit)
-        except transport.NetworkProblem as problem:
+        except http.NetworkProblem as problem:
             raise ServiceError(f"{what}: the service could not be reached ({problem}); try again later") from None
         answers.refuse_errors(answer, what, self.credentials.kind, self.credentials.refusal_hint())
         return answer

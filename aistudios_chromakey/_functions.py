@@ -14,9 +14,9 @@ from ._access import LEGACY
 from ._answers import Model
 from ._batch import Then, run_batch
 from ._client import Client
+from ._http import DEFAULT_REQUEST_TIMEOUT, RequestTimeout
 from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
 from ._reports import ProgressCallback
-from ._transport import DEFAULT_REQUEST_TIMEOUT, RequestTimeout
 
 
 def _client(client: Optional[Client], **settings: Any) -> ContextManager[Client]:

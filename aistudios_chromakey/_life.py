@@ -30,7 +30,7 @@ from . import _polling as polling
 from . import _reports as errors
 from ._answers import Progress
 from ._client import Client
-from ._download import SavedVideo
+from ._http import SavedVideo
 from ._jobs import Job
 from ._journal import Entry, JobState, Journal, sync_folder
 from ._reports import ProgressCallback, ProgressEvent

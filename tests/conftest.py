@@ -30,9 +30,9 @@ def default_signal_handling() -> None:
 def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     """The library's waits between attempts, made short: the same code runs,
     without idle seconds. A test of a wait's length sets it back."""
-    from aistudios_chromakey import _download as download
+    from aistudios_chromakey import _http as _transport
+    from aistudios_chromakey import _http as download
     from aistudios_chromakey import _polling as polling
-    from aistudios_chromakey import _transport
 
     monkeypatch.setattr(_transport, "BACKOFF_FACTOR", 0.01)
     monkeypatch.setattr(_transport, "IN_REQUEST_WAIT_MAX", 0.2)

@@ -30,8 +30,8 @@ from aistudios_chromakey import (
     request_export,
     wait_for_video,
 )
+from aistudios_chromakey._http import retry_after_seconds
 from aistudios_chromakey._polling import PollClock
-from aistudios_chromakey._transport import retry_after_seconds
 from aistudios_chromakey.simulator import RenderPlan, Simulator
 
 from .conftest import SECRET, TUTORIAL_JOBS
@@ -302,7 +302,7 @@ def test_a_429_on_a_poll_is_waited_out_as_retry_after_says(sim: Simulator, jobs:
 def test_a_429_on_the_export_is_waited_out_and_sent_once_more(
     sim: Simulator, jobs: List[Dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aistudios_chromakey import _transport
+    from aistudios_chromakey import _http as _transport
 
     monkeypatch.setattr(_transport, "IN_REQUEST_WAIT_MAX", 5.0)  # the documented in-request wait
     sim.fault("export", "status", status=429, retry_after="1")
@@ -527,7 +527,7 @@ def test_nonsense_timings_are_refused_before_anything_is_sent(
 def test_the_wait_ends_within_a_few_tenths_of_its_deadline_when_the_last_poll_hangs(
     sim: Simulator, jobs: List[Dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aistudios_chromakey import _transport
+    from aistudios_chromakey import _http as _transport
 
     monkeypatch.setattr(_transport, "BACKOFF_FACTOR", 0.25)  # the real backoff, not the tests' short one
     sim.plan(RenderPlan(seconds=100, finish=False))

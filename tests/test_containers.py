@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import pytest
 
-from aistudios_chromakey._containers import BoxWalk, is_iso_media
+from aistudios_chromakey._http import BoxWalk, is_iso_media
 
 CLIP = resources.files("aistudios_chromakey").joinpath("data/chromakey.mp4").read_bytes()
 

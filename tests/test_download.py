@@ -18,10 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aistudios_chromakey import DownloadError, download_video, request_export, wait_for_video
-from aistudios_chromakey import _download as download
-from aistudios_chromakey._containers import looks_like_video
+from aistudios_chromakey import _http as download
+from aistudios_chromakey._http import looks_like_video, storage_session
 from aistudios_chromakey._jobs import safe_filename
-from aistudios_chromakey._transport import storage_session
 from aistudios_chromakey.simulator import RenderPlan, Simulator
 
 from .conftest import SECRET
@@ -587,7 +586,7 @@ def test_a_body_that_stalls_once_it_flows_is_cut_by_the_stall_bound_not_the_read
 
 _WAITING_CHILD = """
 import sys
-from aistudios_chromakey import _download as download, export_chromakeys
+from aistudios_chromakey import _http as download, export_chromakeys
 download.RETRY_PAUSE = 1.0  # two seconds between the first attempt and the second
 job = {"language": "ko", "text": "hi", "model": "M000004017", "clothes": "BG00006160"}
 export_chromakeys([job], sys.argv[1], base_url=sys.argv[2], out_dir=sys.argv[3], poll_interval=0.05)
