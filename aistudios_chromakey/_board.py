@@ -1,14 +1,11 @@
-"""What the command line shows while a batch runs, and the summary after it.
-
-Every line is measured as the terminal will show it (Korean takes two columns;
-what the stream's encoding cannot show takes its escape), so that the live
-board's redraw stays exact and never wraps or scrolls.
-"""
+"""What the command line shows while a batch runs, and the summary after it: every line measured as the terminal
+shows it (Korean in two columns, what the stream's encoding cannot show as its escape), so a redraw never wraps."""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import threading
 import time
@@ -41,7 +38,6 @@ class JobView:
     seconds_left: Optional[Tuple[float, float]] = None  # (estimate, when it was made)
     started: Optional[float] = None
     fetching: Optional[float] = None  # when its download began
-    fetched: Optional[float] = None  # seconds its download took
     ended: Optional[float] = None
     exported: bool = False  # its export was sent (and paid for) in this run
     received: Optional[int] = None
@@ -55,17 +51,16 @@ class JobView:
     finished: float = 0.0  # how far its finishing step (a transparent clip) is, from 0 to 1
     doing: str = "finishing"  # what the board calls that step
 
+    def reached(self) -> float:
+        """How far its render (as the service said), download or finishing step is, from 0 to 1."""
+        return {"rendering": (self.percent or 0) / 100, "downloading": self.downloaded()}.get(self.state, self.finished)
+
     def step(self) -> Tuple[str, int]:
         """The state and the tenth of it reached: what a plain line is printed for."""
-        if self.state == "rendering" and self.percent is not None:
-            return self.state, int(self.percent // 10)
-        if self.state == "downloading" and self.received is not None and self.total:
-            return self.state, int(self.received * 10 // self.total)
-        return self.state, int(self.finished * 10) if self.state == "finishing" else 0
+        return self.state, int(self.reached() * 10)
 
     def render_percent(self, now: float) -> Tuple[float, bool]:
-        """The render's percent now, and whether it is an estimate: it moves on the
-        last estimate's rate, and stops short of 100 (only an answer says done)."""
+        """The render's percent now, and whether it is guessed: on the last estimate's rate, short of 100."""
         said = self.percent or 0.0
         if self.seconds_left is None or said >= 100 or self.seconds_left[0] <= 0:
             return said, False
@@ -86,42 +81,42 @@ class JobView:
             return 1.0
         if self.state == "rendering":
             return _RENDER_SHARE * self.render_percent(now)[0] / 100
-        after = {"downloading": self.downloaded(), "finishing": self.finished}.get(self.state)
-        return 0.0 if after is None else _RENDER_SHARE + (1 - _RENDER_SHARE) * after
+        return 0.0 if self.state in ("waiting", "submitted") else _RENDER_SHARE + (1 - _RENDER_SHARE) * self.reached()
 
 
-class Board:
-    """Progress of a batch on ``stream``: redrawn in place when ``live``, else
-    plain lines (one per new state or tenth of a render or download), nothing
-    when ``quiet``. ``labels`` name the jobs; ``concurrency`` sizes the batch's
-    time left; ``finishing`` names the batch's last step. Called at each event."""
+class Board(logging.Handler):
+    """A batch's progress on ``stream``: redrawn in place when ``live``, else plain lines (one per new state or
+    tenth of a step), nothing when ``quiet``; ``concurrency`` sizes the time left, ``finishing`` names the last
+    step. Called at each event; as a logging handler, it shows the warnings marked ``extra={"notice": True}``."""
 
     def __init__(self, count: int, stream: TextIO, live: bool, quiet: bool, *, labels: Sequence[str] = (),
                  concurrency: int = 1, clock: Callable[[], float] = time.monotonic,
                  finishing: str = "finishing"):  # fmt: skip
+        super().__init__(logging.WARNING)
         self.views = [JobView(position, doing=finishing) for position in range(1, count + 1)]
         for view, label in zip(self.views, labels):
             view.label = " ".join(str(label).split())
-        self.stream = stream
-        self.encoding = getattr(stream, "encoding", None) or "utf-8"
+        self.stream, self.encoding = stream, getattr(stream, "encoding", None) or "utf-8"
         self.quiet, self.live = quiet, live and not quiet
         self.concurrency = max(concurrency, 1)
         self.clock, self.started = clock, clock()
         self.drawn, self.last_draw = 0, float("-inf")  # the board's lines on the screen, and when it was drawn
         self.steps: Dict[int, Tuple[str, int]] = {}  # what each job's last plain line was for
-        self.lock = threading.RLock()
-        self._stop = threading.Event()
+        self.drawing, self._stop = threading.RLock(), threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="aistudios-chromakey board", daemon=True)
 
     def __call__(self, event: ProgressEvent) -> None:
         if event.position is None or not 1 <= event.position <= len(self.views):
             return
-        with self.lock:
+        with self.drawing:
             view = self.views[event.position - 1]
             before = view.state
             self.update(view, event, self.clock())
-            if view.state == "failed" and before != "failed":
-                self.note(_failure_note(view.position, event.error))
+            if view.state == "failed" and before != "failed":  # told whole, with what to do
+                reason = " ".join(str(event.error).split()) if event.error is not None else "failed"
+                again = f" Run the same command again to retry job {event.position}; finished jobs are not paid again."
+                uncertain = isinstance(event.error, ExportUncertain)  # its message says how to check before paying
+                self.note(f"job {view.position} failed: {reason}{'' if uncertain else again}")
             if self.live and (view.state != before or self.clock() - self.last_draw >= _REDRAW_EVERY):
                 self.redraw()
             elif not self.live and self.steps.get(view.position) != view.step() and view.state != "failed":
@@ -157,17 +152,15 @@ class Board:
         elif event.kind == "done":
             view.state, view.ended = ("skipped" if event.skipped else "done"), now
             view.path, view.size, view.sha256 = event.path, event.size, event.sha256
-            if view.fetching is not None:
-                view.fetched = now - view.fetching
-        elif event.kind == "failed":
-            view.state, view.ended = "failed", now
-            view.error = first_line(event.error) if event.error is not None else "failed"
+        elif event.kind == "failed":  # the reason's first line (the note above the board has it whole)
+            reason = str(event.error).splitlines() if event.error is not None else ["failed"]
+            view.state, view.ended, view.error = "failed", now, (reason or [type(event.error).__name__])[0]
 
     def note(self, text: str) -> None:
         """A line of news above the board (a warning, a failure), kept on the screen, whole."""
         if self.quiet:
             return
-        with self.lock:
+        with self.drawing:
             clear = f"\x1b[{self.drawn}F\x1b[J" if self.drawn else ""  # the board goes, the note takes its place
             self.stream.write(clear + shown(text) + "\n")
             self.stream.flush()
@@ -175,12 +168,9 @@ class Board:
             if self.live:
                 self.redraw()
 
-    def record_failures(self, failures: Dict[int, BaseException]) -> None:
-        """Failures the batch reported, in case an event did not say it."""
-        for position, error in failures.items():
-            if 1 <= position <= len(self.views):
-                view = self.views[position - 1]
-                view.state, view.error = "failed", first_line(error)
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "notice", False):
+            self.note(f"warning: {record.getMessage()}")
 
     def __enter__(self) -> Board:
         if self.live:
@@ -190,13 +180,12 @@ class Board:
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         if self.live:
-            self._ticker.join()
-            with self.lock:
-                self.redraw()
+            self._ticker.join()  # after its last redraw
 
     def _tick(self) -> None:
-        while not self._stop.wait(_TICK):
-            with self.lock:
+        while not self._stop.is_set():
+            self._stop.wait(_TICK)
+            with self.drawing:
                 self.redraw()
 
     def redraw(self) -> None:
@@ -206,12 +195,10 @@ class Board:
         board = "".join(f"\x1b[2K{fit(line, columns - 1, self.encoding)}\n" for line in lines)
         self.stream.write(f"{up}{board}\x1b[J")  # and clear what a taller board left below
         self.stream.flush()
-        self.drawn = len(lines)
-        self.last_draw = self.clock()
+        self.drawn, self.last_draw = len(lines), self.clock()
 
     def frame(self, now: float, rows: int, columns: int = 79) -> List[str]:
-        """The board's lines, each at most ``columns`` wide, fewer than ``rows``: with
-        more jobs than room, the running ones and counts of the others."""
+        """At most ``columns`` wide, fewer than ``rows``: past that, the running jobs and counts of the others."""
         room = max(rows - 2, 0)  # for job lines, under the total line
         everyone = len(self.views) <= room
         visible = self.views if everyone else [v for v in self.views if v.state in RUNNING][: max(room - 1, 0)]
@@ -233,26 +220,22 @@ class Board:
         failed = f", {counts['failed']} failed" if counts["failed"] else ""
         return _first_fitting([
             f"total {bar(share, 12)} {done} done{failed}, {counts['running']} running; "
-            f"{elapsed} elapsed{', ' + told if told else ''}",
-            f"total {bar(share, 8)} {done}{failed} {elapsed} {told}",
-            f"total {done}{failed} {elapsed} {told}",
+            f"{elapsed} elapsed{', ' + told if told else ''}", f"total {done}{failed} {elapsed} {told}",
         ], columns, self.encoding)  # fmt: skip
 
     def time_left(self, now: float) -> Optional[float]:
         """The batch's time left, downloads included, or ``None`` before there is an estimate."""
         times = [v.ended - v.started for v in self.views if v.state == "done" and v.started and v.ended]
         average = sum(times) / len(times) if times else None
-        fetches = [v.fetched for v in self.views if v.fetched is not None]
+        fetches = [v.ended - v.fetching for v in self.views if v.state == "done" and v.fetching and v.ended]
         fetch = sum(fetches) / len(fetches) if fetches else 0.0
         lefts = []
         for view in (v for v in self.views if v.state in RUNNING):
             left = view.left(now)
             if view.state == "downloading" and view.speed and view.total and view.received is not None:
                 left = max(view.total - view.received, 0) / view.speed
-            elif view.state == "downloading" and fetch and view.fetching is not None:
-                left = max(fetch - (now - view.fetching), 0.0)  # as long as the downloads before
-            elif view.state == "downloading":
-                left = None if view.total else 0.0
+            elif view.state == "downloading":  # as long as the downloads before
+                left = max(fetch - (now - (view.fetching or now)), 0.0)
             elif left is not None:
                 left += fetch
             elif average is not None and view.started is not None:
@@ -267,8 +250,7 @@ class Board:
 
 
 def job_line(view: JobView, now: float, columns: int, number: int, encoding: str, labels: int) -> str:
-    """One job's line on the live board: its number, its label (padded to ``labels``
-    columns so that the bars line up; shortened first), then the most details that fit."""
+    """Its number, its label (padded to ``labels`` columns, the bars in line; cut first), the most details that fit."""
     head = f"{view.position:>{number}} "
     room = columns - len(head) - 1  # for the label and the details
     detail = _first_fitting(_details(view, now), room - min(8, shown_width(view.label, encoding)), encoding)
@@ -302,45 +284,21 @@ def _details(view: JobView, now: float) -> List[str]:
                 f"{view.doing} {view.finished * 100:3.0f}% {elapsed}"]  # fmt: skip
     took = duration(view.ended - view.started) if view.ended is not None and view.started is not None else ""
     return {
-        "done": [f"done in {took}: {view.path}", f"done in {took}", "done"],
-        "skipped": [f"already downloaded: {view.path}", "already downloaded"],
-        "failed": [f"FAILED: {view.error}", "FAILED (the reason is above)", "FAILED"],
-        "submitted": [f"exported, waiting for the render {elapsed}", f"exported {elapsed}"],
+        "done": [f"done {view.path} in {took}", f"done in {took}", "done"],
+        "skipped": [f"already downloaded, skipped ({view.path})", "already downloaded"],
+        "failed": [f"FAILED: {view.error}", "FAILED"],
+        "submitted": [f"submitted, waiting for the render {elapsed}", f"submitted {elapsed}"],
     }.get(view.state, ["waiting"])
 
 
 def job_text(view: JobView, now: float) -> str:
     """A job's plain line (in a log, where no width limits it)."""
+    if view.state in FINISHED:
+        return _details(view, now)[0]
+    how_far = f" {view.reached() * 100:3.0f}%" if view.state in ("rendering", "downloading", "finishing") else ""
     key = f" {view.project_key}" if view.project_key else ""
-    elapsed = f"{duration(now - view.started)} elapsed" if view.started is not None else ""
-    if view.ended is not None and view.started is not None:
-        elapsed = f"in {duration(view.ended - view.started)}"
-    if view.state == "rendering":
-        note = f" ({view.service_state})" if view.service_state and view.service_state != "rendering" else ""
-        left = view.left(now)
-        more = f", about {duration(left)} left" if left is not None and left >= 1 else ""
-        return f"rendering {view.percent or 0:3.0f}%{note}{key}  {elapsed}{more}"
-    if view.state == "downloading":
-        amount = ""
-        if view.received is not None:
-            amount = " " + size_text(view.received) + (f" of {size_text(view.total)}" if view.total else "")
-            amount += f" at {size_text(view.speed)}/s" if view.speed is not None else ""
-        return f"downloading{amount}{key}  {elapsed}"
-    return {
-        "submitted": f"submitted{key}  {elapsed}",
-        "finishing": f"{view.doing} {view.finished * 100:3.0f}%{key}  {elapsed}",
-        "done": f"done {view.path}  {elapsed}",
-        "skipped": f"already downloaded, skipped ({view.path})",
-        "failed": f"FAILED {view.error}",
-    }.get(view.state, "waiting")
-
-
-def _failure_note(position: int, error: Any) -> str:
-    """A failure, whole, and what to do about it."""
-    note = f"job {position} failed: " + (" ".join(str(error).split()) if error is not None else "failed")
-    if isinstance(error, ExportUncertain):
-        return note  # its message says how to check the dashboard before paying again
-    return f"{note} Run the same command again to retry job {position}; finished jobs are not paid for again."
+    elapsed = duration(now - view.started) if view.started is not None else "0:00"
+    return f"{view.doing if view.state == 'finishing' else view.state}{how_far}{key}  {elapsed}"
 
 
 def _counts(views: List[JobView]) -> Dict[str, int]:
@@ -373,20 +331,13 @@ def size_text(count: Optional[float]) -> str:
     return f"{value:.1f} GB"
 
 
-def first_line(error: Any) -> str:
-    lines = str(error).splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
 def shown(text: Any) -> str:
-    """``text`` safe for a terminal: every control character (the ESC of a service's
-    message or project key included) becomes U+FFFD; line breaks stay."""
+    """``text`` safe for a terminal: each control character (a service's ESC too) made U+FFFD; line breaks stay."""
     return "\n".join("".join(c if c.isprintable() else "\ufffd" for c in line) for line in str(text).split("\n"))
 
 
 def _printed(text: Any, encoding: str) -> str:
-    """``text`` made safe (:func:`shown`), as a stream in ``encoding`` prints it:
-    what it cannot show becomes its escape (``\\uac00``), as the command's streams are set to."""
+    """``text`` made safe, as a stream in ``encoding`` prints it: what it cannot show as its escape (``\\uac00``)."""
     return shown(text).encode(encoding, "backslashreplace").decode(encoding, "replace")
 
 
@@ -400,15 +351,13 @@ def shown_width(text: str, encoding: str) -> int:
 
 
 def fit(text: str, columns: int, encoding: str = "utf-8") -> str:
-    """``text`` as printed, cut to ``columns`` terminal columns: cut after
-    escaping, so that an escaped line never wraps."""
+    """``text`` as printed, cut to ``columns`` terminal columns (after escaping: an escaped line never wraps)."""
     text = _printed(text, encoding)
     return text[: sum(1 for used in itertools.accumulate(map(width, text)) if used <= columns)]
 
 
 def shorten(text: str, columns: int, encoding: str) -> str:
-    """``text`` as printed in at most ``columns`` columns, an ellipsis
-    (``...``) in its middle when it must be cut."""
+    """``text`` as printed in at most ``columns`` columns, with ``...`` in its middle when it must be cut."""
     text = _printed(text, encoding)
     if width(text) <= columns:
         return text
@@ -436,26 +385,25 @@ def terminal_size(stream: TextIO) -> Tuple[int, int]:
 
 
 def summary(board: Board, columns: int = 80, encoding: str = "utf-8") -> str:
-    """The table printed at the end, within ``columns``: each job's state, file
-    or reason, and project key (in a column where there is room, else below the
-    file unless the file's name shows it); then the counts."""
+    """The table printed at the end, within ``columns``: each job's state, file or reason, and project key (in a
+    column where there is room, else below the file unless the file's name shows it); then the counts."""
     number = max(len(str(len(board.views))), 3)
     keys = max([len(view.project_key or "-") for view in board.views] + [len("project key")])
-    cells = [(view, _cell(view)) for view in board.views]
-    files = [cell for view, cell in cells if view.state in ("done", "skipped")]  # reasons wrap anyway
-    wide = all(number + 13 + keys + shown_width(cell, encoding) <= columns for cell in files)
+    files = {v.position: _relative(v.path) for v in board.views if v.state in ("done", "skipped") and v.path}
+    sizes = {v.position: f" ({size_text(v.size)})" if v.size else "" for v in board.views}
+    wide = all(number + 13 + keys + shown_width(files[n] + sizes[n], encoding) <= columns for n in files)
     head = f"{'job':>{number}}  {'state':<7}  " + (f"{'project key':<{keys}}  " if wide else "")
     lines = [head + "file or reason"]
     room = max(columns - len(head), 10)
-    for view, cell in cells:
+    for view in board.views:
         state = view.state if view.state in FINISHED else "not run"
         key = f"{_printed(view.project_key or '-', encoding):<{keys}}  " if wide else ""
         start = f"{view.position:>{number}}  {state:<7}  {key}"
-        if view.state in ("done", "skipped") and view.path is not None:
-            size = f" ({size_text(view.size)})" if view.size else ""
-            cell = shorten(_relative(view.path), room - width(size), encoding) + size
-            lines.append(start + cell)
-        elif shown_width(cell, encoding) <= room:
+        cell = view.error or "not finished"  # a reason wraps; a file is shortened in its middle
+        if view.position in files:
+            size = sizes[view.position]
+            cell = shorten(files[view.position], room - width(size), encoding) + size
+        if view.position in files or shown_width(cell, encoding) <= room:
             lines.append(start + cell)
         else:
             lines.append(start.rstrip())
@@ -467,17 +415,9 @@ def summary(board: Board, columns: int = 80, encoding: str = "utf-8") -> str:
     totals = totals_of(board)
     line = f"{totals['done']} of {totals['jobs']} done" + (f", {totals['failed']} failed" if totals["failed"] else "")
     line += f"; exported in this run: {totals['exported']}"
-    if totals["resumed"]:
-        line += f"; resumed from an earlier run's export: {totals['resumed']}"
-    if totals["skipped"]:
-        line += f"; already downloaded, skipped: {totals['skipped']}"
+    line += f"; resumed from an earlier run's export: {totals['resumed']}" if totals["resumed"] else ""
+    line += f"; already downloaded, skipped: {totals['skipped']}" if totals["skipped"] else ""
     return "\n".join(lines + wrap(line, columns, encoding))
-
-
-def _cell(view: JobView) -> str:
-    if view.state in ("done", "skipped") and view.path is not None:
-        return _relative(view.path) + (f" ({size_text(view.size)})" if view.size else "")
-    return view.error or "not finished"
 
 
 def _relative(path: Path) -> str:
@@ -516,11 +456,9 @@ def totals_of(board: Board) -> Dict[str, int]:
 
 def summary_json(board: Board, status: int) -> Dict[str, Any]:
     """The summary for scripts (``--json``)."""
-    jobs = [
-        {"position": view.position,
-         "state": {"skipped": "done", "done": "done", "failed": "failed"}.get(view.state, "not finished"),
-         "project_key": view.project_key, "file": None if view.path is None else str(view.path),
-         "size": view.size, "sha256": view.sha256, "error": view.error, "skipped": view.state == "skipped"}
-        for view in board.views
-    ]  # fmt: skip
+    jobs = [{"position": view.position,
+             "state": {"skipped": "done", "done": "done", "failed": "failed"}.get(view.state, "not finished"),
+             "project_key": view.project_key, "file": None if view.path is None else str(view.path),
+             "size": view.size, "sha256": view.sha256, "error": view.error, "skipped": view.state == "skipped"}
+            for view in board.views]  # fmt: skip
     return {"jobs": jobs, "totals": totals_of(board), "exit_status": status}
