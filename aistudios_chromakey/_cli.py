@@ -18,18 +18,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from . import _access as access
 from . import video
-from ._access import (
-    API_KEY_ENV,
-    APP_ID_ENV,
-    LEGACY,
-    USER_KEY_ENV,
-    Given,
-    api_named,
-    credentials_from,
-    named_hosts,
-    service_address,
-)
+from ._access import API_KEY_ENV, APP_ID_ENV, USER_KEY_ENV, Given, api_named, credentials_from
 from ._batch import check_folder
 from ._board import Board, shown, summary, summary_json, terminal_size, width
 from ._client import Client
@@ -51,12 +42,12 @@ _CREDENTIALS_HELP = (
 
 
 def _service_address(text: str) -> str:
-    if text.strip().lower() in named_hosts():
+    if text.strip().lower() in access.named_hosts():
         return text.strip().lower()  # resolved once the API is known
     try:
-        return service_address(LEGACY, text)
+        return access.service_address(access.LEGACY, text)
     except ValueError:
-        names = ", ".join(named_hosts())
+        names = ", ".join(access.named_hosts())
         raise argparse.ArgumentTypeError(f"must look like https://host[:port] (or be {names}), not {text!r}") from None
 
 
