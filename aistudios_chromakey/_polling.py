@@ -69,7 +69,8 @@ class PollClock:
             return min(ADAPTIVE_MAX, max(ADAPTIVE_FIRST, (now - then) / 2))
         if self.last != (now, progress):
             return ADAPTIVE_FIRST
-        left = self.seconds_left(progress) or 0.0
+        # Never longer than the render has run: a rate from its first seconds may be far off (a slow start).
+        left = min(self.seconds_left(progress) or 0.0, now - self.started)
         return min(ADAPTIVE_MAX, max(ADAPTIVE_MIN, left + _MARGIN))
 
     def seconds_left(self, progress: float) -> Optional[float]:

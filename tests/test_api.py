@@ -449,10 +449,27 @@ def test_the_service_address_may_come_from_the_environment(
 def test_the_poll_clock_aims_just_after_the_estimated_finish() -> None:
     clock = PollClock(None, started=0.0)
     assert clock.next_wait(0.01, 0.0) == pytest.approx(1.0)  # no rate known yet
-    assert clock.next_wait(1.0, 10.0) == pytest.approx(9.1)  # 10 %/s, 90 % to go, then a margin
-    assert clock.next_wait(2.0, 90.0) == pytest.approx(0.5)  # bounded below
-    assert PollClock(None, 0.0).next_wait(1.0, 1.0) == pytest.approx(15.0)  # bounded above
-    assert clock.next_wait(2.5, 100.0) == pytest.approx(0.5)  # done, waiting for the address
+    assert clock.next_wait(1.0, 10.0) == pytest.approx(1.1)  # 9 s to go, but no longer than it has run
+    assert clock.next_wait(2.0, 20.0) == pytest.approx(2.1)
+    assert clock.next_wait(4.0, 40.0) == pytest.approx(4.1)
+    assert clock.next_wait(8.0, 80.0) == pytest.approx(2.1)  # 10 %/s, 20 % to go, then a margin
+    assert clock.next_wait(9.0, 99.0) == pytest.approx(0.5)  # bounded below
+    assert PollClock(None, 0.0).next_wait(20.0, 1.0) == pytest.approx(15.0)  # bounded above
+    assert clock.next_wait(9.5, 100.0) == pytest.approx(0.5)  # done, waiting for the address
+
+
+@pytest.mark.parametrize("seconds", [2.5, 10.0, 60.0])
+def test_a_render_that_starts_slowly_is_seen_done_soon_after_it_ends(seconds: float) -> None:
+    # Progress as the square of the time (the simulator's "slow-start"): the rate
+    # of its first seconds would put the finish far too late.
+    clock, now, polls = PollClock(None, started=0.0), 0.0, 0
+    while True:
+        progress = min(100.0, 100 * (now / seconds) ** 2)
+        polls += 1
+        if progress >= 100:
+            break
+        now += clock.next_wait(now, progress)
+    assert now - seconds <= max(1.0, seconds / 10) and polls <= 10, (now, polls)
 
 
 def test_the_poll_clock_backs_off_while_progress_stands_still() -> None:
