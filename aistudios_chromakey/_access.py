@@ -268,9 +268,12 @@ def credentials_from(
         if path is None:
             return os.environ.get(env, "").strip()
         try:
-            return Path(path).read_text(encoding="utf-8-sig").strip()
+            text = Path(path).read_text(encoding="utf-8-sig").strip()
         except OSError as error:
             raise ValueError(f"{option} {path}: cannot read it ({error.strerror})") from None
+        if not text:  # never fall back on another credential, and another API, in its place
+            raise ValueError(f"{option} {path}: the file is empty")
+        return text
 
     v3_files = app_id_file or user_key_file
     if v3_files and (api == "legacy" or (api is None and key_file)):

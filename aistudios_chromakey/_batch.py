@@ -128,6 +128,8 @@ def fingerprints(jobs: List[Job], api: str, base_url: str) -> List[str]:
 def check_adopted(adopt: Mapping[int, str], count: int) -> Dict[int, str]:
     """``adopt``: project keys the caller knows for some jobs (a key printed
     when the journal could not be written), by 1-based position."""
+    if not isinstance(adopt, Mapping):
+        raise ValueError(f"adopt must map job positions to project keys, not {type(adopt).__name__}")
     for position, key in adopt.items():
         if not isinstance(position, int) or isinstance(position, bool) or not 1 <= position <= count:
             raise ValueError(f"adopt: {position!r} is not the position of a job (1 to {count})")

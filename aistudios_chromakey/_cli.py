@@ -12,6 +12,7 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict
 from functools import partial
@@ -390,7 +391,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     else:
         logger.setLevel(logging.CRITICAL)  # the board says it all
-    sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler)  # stops a run as cleanly as Ctrl-C
+    main_thread = threading.current_thread() is threading.main_thread()  # the only one that may set a signal
+    sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None  # as Ctrl-C
     try:
         status = int({"run": _cmd_run, "demo": _cmd_demo, "models": _cmd_models, "simulate": _cmd_simulate,
                       "transparent": _cmd_transparent}[options.command](options))  # fmt: skip
@@ -406,7 +408,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         status = _error(f"{type(error).__name__}: {error} (run with -v for the details)", ExitStatus.FAILED)
     finally:
         logger.setLevel(level)
-        signal.signal(signal.SIGTERM, sigterm)
+        if main_thread:
+            signal.signal(signal.SIGTERM, sigterm or signal.SIG_DFL)
     if getattr(options, "json", False):  # always one object, even when it stopped before its summary
         stopped = {"exit_status": status, "errors": _said, "jobs": [], "totals": None}
         print(json.dumps(getattr(options, "json_out", stopped), indent=2, ensure_ascii=False))  # Hangul as Hangul

@@ -60,6 +60,8 @@ class Client:
         self.base_url = access.service_address(self.api, base_url)
         self.request_timeout = http.check_request_timeout(request_timeout)
         self.credentials = access.Credentials(self.api, token, app_id, user_key)
+        if not isinstance(max_text_length, int) or isinstance(max_text_length, bool) or max_text_length < 1:
+            raise ValueError(f"max_text_length must be a whole number >= 1, not {max_text_length!r}")
         self.max_text_length = max_text_length
         self.pause = polling.RatePause()  # a rate limit on any request holds back every request of this client
         self._poll_gate = polling.PollGate(max_polls_per_second)
@@ -142,6 +144,8 @@ class Client:
         if answer.status in (400, 401, 403, 404) or (answer.body is not None and not answer.ok):
             raise AuthenticationError(f"{what}: the service refused the AppId and UserKey ({answer.detail})")
         answers.refuse_errors(answer, what, self.credentials.kind, self.credentials.refusal_hint())
+        if not isinstance(answer.data.get("token"), str) or not answer.data["token"].strip():
+            raise ServiceError(f"{what}: the answer carries no token ({answer.detail})", status=answer.status)
         token = self.credentials.minted(answer.data.get("token"))
         logger.info("minted a V3 access token")
         return token
@@ -202,6 +206,8 @@ class Client:
         on_progress: Optional[ProgressCallback] = None,
     ) -> str:
         """Tutorial step 4, the wait: see :func:`aistudios_chromakey.wait_for_video`."""
+        if not isinstance(project_key, str) or not project_key.strip():
+            raise ValueError(f"project_key must be a non-empty string, not {project_key!r}")
         polling.check_timing(poll_interval, timeout)
         watch = polling.Watch(project_key, poll_interval, timeout, time.monotonic())
 
@@ -226,6 +232,8 @@ class Client:
         project_key: Optional[str] = None,
     ) -> Path:
         """Tutorial step 4, the download: see :func:`aistudios_chromakey.download_video`."""
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"url must be an http(s) address, not {url!r}")
         name = check_filename(filename) if filename is not None else safe_filename(url, project_key)
         return self.save_video(url, Path(out_dir), name).path
 

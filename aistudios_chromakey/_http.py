@@ -422,7 +422,8 @@ def save_video(
             size, sha256 = transfer.run()
         path = place(temporary, folder, name, same=lambda path: _holds(path, size, sha256))
     except BaseException as error:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the folder itself may be what failed (a file in its place)
+            temporary.unlink()
         if isinstance(error, OSError):  # a full disk, a name the file system refuses, a folder not allowed...
             raise DownloadError(f"cannot save the video into {folder}: {error.strerror or error}") from None
         raise
@@ -564,7 +565,10 @@ class _Transfer:
                     if self.end is not None
                     else f"{self.where}: the body runs on, more than the {limit} bytes allowed (max_bytes)"
                 )
+            sniffing = len(self.head) < SNIFF_BYTES
             self.head += chunk[: SNIFF_BYTES - len(self.head)]
+            if sniffing and len(self.head) == SNIFF_BYTES:
+                self.check_video()  # an error page is refused at its first bytes, not after all of them
             self.out.write(chunk)
             for digest in self.digests.values():
                 digest.update(chunk)

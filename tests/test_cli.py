@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -772,3 +773,25 @@ def test_the_summary_fits_a_40_column_terminal_through_the_console_script(
     assert "..." in result.stdout and sim.exports[0].key in result.stdout  # shortened name, key kept
     assert reason in " ".join(result.stdout.split())  # the reason whole, on lines of its own
     assert "Run the same command again to retry job 2" in result.stderr
+
+
+def test_an_empty_credential_file_is_refused_not_replaced_by_another_credential(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    for name in ("app_id.txt", "user_key.txt"):
+        (tmp_path / name).write_text("\n", encoding="utf-8")
+    files = ["--app-id-file", str(tmp_path / "app_id.txt"), "--user-key-file", str(tmp_path / "user_key.txt")]
+    result = _run(sim, _json_file(tmp_path, jobs), *files)  # $AISTUDIOS_API_KEY is set too
+    assert result.returncode == 2 and "the file is empty" in result.stderr, result.stderr
+    assert sim.log == []
+
+
+def test_main_may_run_on_a_thread_of_its_callers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aistudios_chromakey._cli import main
+
+    monkeypatch.chdir(tmp_path)
+    statuses: List[int] = []
+    thread = threading.Thread(target=lambda: statuses.append(main(["run", "missing.json"])))
+    thread.start()
+    thread.join()
+    assert statuses == [2]  # a usage error, not a crash on setting a signal handler

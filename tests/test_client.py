@@ -542,3 +542,19 @@ def test_a_forked_child_still_bounds_its_requests_and_no_thread_outlives_a_call(
         os.waitpid(child, 0)
         pytest.fail("the forked child's request was not cut at its bound")
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_bad_arguments_are_refused_before_anything_is_sent(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    from aistudios_chromakey import download_video
+
+    with pytest.raises(ValueError, match="max_text_length must be a whole number"):
+        Client(SECRET, base_url=sim.base_url, max_text_length=0)
+    with pytest.raises(ValueError, match="project_key must be a non-empty string"):
+        wait_for_video(" ", SECRET, base_url=sim.base_url)
+    with pytest.raises(ValueError, match=r"url must be an http\(s\) address"):
+        download_video("file:///etc/passwd", tmp_path)
+    with pytest.raises(ValueError, match="adopt must map job positions to project keys"):
+        export_chromakeys(jobs, SECRET, base_url=sim.base_url, out_dir=tmp_path, adopt=[(1, "key")])  # type: ignore[arg-type]
+    assert sim.log == [] and list(tmp_path.iterdir()) == []

@@ -614,3 +614,12 @@ def test_ctrl_c_while_a_download_waits_to_try_again_stops_at_once(sim: Simulator
     assert b"Run the same batch again" in stderr
     assert len(sim.requests("download")) == 1  # it never went on to the attempt that would have stalled
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_a_file_where_the_folder_should_be_is_a_download_error(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs)
+    (tmp_path / "taken").write_text("a file, not a folder", encoding="utf-8")
+    with pytest.raises(DownloadError, match="cannot save the video into"):
+        download_video(url, tmp_path / "taken")

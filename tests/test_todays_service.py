@@ -20,6 +20,7 @@ from aistudios_chromakey import (
     Client,
     InvalidJob,
     RenderFailed,
+    ServiceError,
     export_chromakeys,
     list_models,
     request_export,
@@ -365,3 +366,10 @@ def test_a_lost_export_is_looked_for_in_the_list_of_projects_and_adopted_by_hand
         assert len(sim.exports) == 1  # offered, never adopted nor exported on its own
         [path] = _v3_batch(sim, tmp_path, [job], adopt={1: export.key})
         assert path.read_bytes() == sim.video(export.key) and len(sim.exports) == 1
+
+
+def test_a_token_answer_without_a_token_is_the_services_fault_not_the_credentials(sim: Simulator) -> None:
+    sim.fault("token", "status", status=200, body=b'{"success": true, "data": {}}')
+    with pytest.raises(ServiceError, match="carries no token") as caught:
+        request_export(JOB, **V3_KEYS, base_url=sim.base_url)
+    assert not isinstance(caught.value, AuthenticationError) and sim.exports == []
