@@ -10,9 +10,10 @@ from typing import Any, ContextManager, Iterable, List, Mapping, Optional, Tuple
 
 import requests
 
+from . import video
 from ._access import LEGACY
 from ._answers import Model
-from ._batch import Then, run_batch
+from ._batch import run_batch
 from ._client import Client
 from ._http import DEFAULT_REQUEST_TIMEOUT, RequestTimeout
 from ._polling import DEFAULT_POLL_INTERVAL, DEFAULT_RENDER_TIMEOUT
@@ -199,7 +200,7 @@ def export_chromakeys(
         before anything is sent; :class:`AuthenticationError`; :class:`BatchError`
         when some jobs failed (it keeps the paths of those that finished).
     """
-    then = _finishing(transparent, background)  # before anything is paid for: ffmpeg, the background
+    then = video.batch_step(transparent, background)  # checked before anything is paid for
     settings = dict(token=token, api=api, base_url=base_url, app_id=app_id, user_key=user_key, session=session)
     with _client(client, request_timeout=request_timeout, **settings) as client:
         return run_batch(
@@ -207,22 +208,3 @@ def export_chromakeys(
             concurrency=concurrency, resume=resume, filename_template=filename_template, adopt=adopt,
             check_catalogue=check_catalogue, then=then,
         )  # fmt: skip
-
-
-def _finishing(transparent: Optional[str], background: Any) -> Optional[Then]:
-    """The batch's last step for ``transparent`` or ``background``, checked
-    (ffmpeg and its encoders, the background) before anything is sent."""
-    if transparent is None and background is None:
-        return None
-    from . import video  # only for a batch that asks for it
-
-    if transparent is not None and background is not None:
-        raise ValueError("give transparent= or background=, not both: each batch makes one of them")
-    if background is not None:
-        video.check_background(background)
-        video.check_ffmpeg("composite")
-        return lambda path, progress: video.composite(path, background, progress=progress)
-    if transparent not in ("webm", "mov", "png"):
-        raise ValueError(f"transparent must be 'webm', 'mov' or 'png', not {transparent!r}")
-    video.check_ffmpeg(transparent)
-    return lambda path, progress: video.make_transparent(path, format=transparent, progress=progress)

@@ -565,9 +565,8 @@ class _Transfer:
                     if self.end is not None
                     else f"{self.where}: the body runs on, more than the {limit} bytes allowed (max_bytes)"
                 )
-            sniffing = len(self.head) < SNIFF_BYTES
             self.head += chunk[: SNIFF_BYTES - len(self.head)]
-            if sniffing and len(self.head) == SNIFF_BYTES:
+            if self.received < SNIFF_BYTES <= len(self.head):
                 self.check_video()  # an error page is refused at its first bytes, not after all of them
             self.out.write(chunk)
             for digest in self.digests.values():

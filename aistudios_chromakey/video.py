@@ -445,3 +445,22 @@ def _place(position: str, room_x: int, room_y: int) -> Tuple[int, int]:
     x = 0 if "left" in position else room_x if "right" in position else room_x // 2
     y = 0 if "top" in position else room_y if "bottom" in position else room_y // 2
     return x, y
+
+
+def batch_step(
+    transparent: Optional[str], background: Optional[Union[PathLike, Colour]]
+) -> Optional[Callable[[Path, Callable[[float], None]], Path]]:
+    """The last step of ``export_chromakeys(transparent=..., background=...)``, if any, checked (ffmpeg and
+    its encoders, the background) before anything is paid for."""
+    if transparent is None and background is None:
+        return None
+    if transparent is not None and background is not None:
+        raise ValueError("give transparent= or background=, not both: each batch makes one of them")
+    if background is not None:
+        check_background(background)
+        check_ffmpeg("composite")
+        return lambda path, progress: composite(path, background, progress=progress)
+    if transparent not in ("webm", "mov", "png"):
+        raise ValueError(f"transparent must be 'webm', 'mov' or 'png', not {transparent!r}")
+    check_ffmpeg(transparent)
+    return lambda path, progress: make_transparent(path, format=transparent, progress=progress)
