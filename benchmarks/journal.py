@@ -1,7 +1,7 @@
 """What the resume journal costs a large batch: ``resume=True`` against
 ``resume=False``, side by side in one run.
 
-500, 1,000 and 2,000 jobs (``--quick``: 100 and 200), renders uniform
+500, 1,000 and 2,000 jobs (``--quick``: 50 and 100), renders uniform
 1-3 s from seed 7, concurrency 50, adaptive polling, through
 ``Client(token, base_url=..., max_polls_per_second=None)``: no cap on polls,
 so that the batches measure the scheduler and its journal, not the cap. The
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import _common as common
 
 CONCURRENCY = 50
-FULL, QUICK = (500, 1000, 2000), (100, 200)
+FULL, QUICK = (500, 1000, 2000), (50, 100)
 TARGET_JOBS, TARGET_SHARE = 2000, 0.05
 
 

@@ -2,7 +2,7 @@
 polling (the library's default).
 
 One batch of 12 renders lasting 1 to 30 s (seed 11; ``--quick``: 6 renders of
-1 to 10 s), all at once (concurrency = batch size) so that only the polling
+1 to 6 s), all at once (concurrency = batch size) so that only the polling
 differs: ``poll_interval=3`` against ``poll_interval=None``. Reported: progress
 requests per job, and the delay from each render's end (its acceptance plus
 its planned length, by the simulator's clock) to the first request for its
@@ -51,7 +51,7 @@ def measure(renders: List[float], poll_interval: Optional[float]) -> Dict[str, L
 
 def main() -> int:
     flags = common.options(__doc__)
-    count, longest = (6, 10.0) if flags.quick else (12, 30.0)
+    count, longest = (6, 6.0) if flags.quick else (12, 30.0)
     renders = common.render_times(count, seed=11, low=1, high=longest)
     rows, summary = [], {}
     for name, interval in (("fixed 3 s (the tutorial's)", 3.0), ("adaptive (the default)", None)):

@@ -8,7 +8,7 @@ something side by side, on the same machine in the same run.
 
     python benchmarks/run.py [--quick [--full journal,throughput]] [--only journal,scale] [--out FILE]
 
-``--quick`` takes about 5 minutes on 2 cores; the full run about 30.
+``--quick`` takes about 2 minutes on 2 cores; the full run about 30.
 ``--quick --full NAMES`` runs the scripts named in their full mode and the
 others quick, side by side in the one run; each section says which mode it
 ran in.

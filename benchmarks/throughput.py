@@ -1,7 +1,7 @@
 """How fast ``download_video`` saves a large video, against curl, and where
 the time goes.
 
-One 1 GiB video (``--quick``: 128 MiB) on the simulator's download host, in
+One 1 GiB video (``--quick``: 64 MiB) on the simulator's download host, in
 this process; every client in a fresh process of its own, after an
 ``os.sync()``, timed from its first request to the complete file (curl by
 its ``-w %{time_total}``, the others inside the process, without start-up).
@@ -135,7 +135,7 @@ def measure(size: int, repetitions: int, integrity: str) -> Dict[str, List[float
 
 def main() -> int:
     flags = common.options(__doc__, ("--integrity", {"default": "none", "help": "the simulator's integrity knob"}))
-    size, repetitions = (128 * 1024**2, 3) if flags.quick else (1024**3, 7)
+    size, repetitions = (64 * 1024**2, 3) if flags.quick else (1024**3, 7)
     runs = measure(size, repetitions, flags.integrity)
     curl = common.spread(runs["curl"])[1] if "curl" in runs else None
     rows = []
