@@ -506,7 +506,8 @@ class _Transfer:
         if self.guard.fired or (self.total is not None and self.received < self.total):
             self.problem = "the connection closed early"
             return False
-        self.check_video()
+        if len(self.head) < SNIFF_BYTES:  # a body too short to have been checked as it arrived
+            self.check_video()
         return self.complete()
 
     def begin(self, response: requests.Response) -> bool:

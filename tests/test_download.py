@@ -623,3 +623,14 @@ def test_a_file_where_the_folder_should_be_is_a_download_error(
     (tmp_path / "taken").write_text("a file, not a folder", encoding="utf-8")
     with pytest.raises(DownloadError, match="cannot save the video into"):
         download_video(url, tmp_path / "taken")
+
+
+def test_a_long_error_page_is_refused_and_never_saved(
+    sim: Simulator, jobs: List[Dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _finished(sim, jobs)
+    page = b"<!DOCTYPE html><html><body>" + b"<p>Please sign in to see this file.</p>" * 50_000 + b"</body></html>"
+    sim.fault("download", "status", status=200, body=page, content_type="text/html")
+    with pytest.raises(DownloadError, match=r"did not send a video .*text/html"):
+        download_video(url, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # neither a video nor a part of one

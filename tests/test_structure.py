@@ -11,6 +11,4 @@ def test_no_module_imports_another_that_imports_it_back() -> None:
     edges = structure.graph()
     assert {"_life", "_batch", "_client", "_functions", "simulator", "video"} <= set(edges)  # the whole package read
     assert "_polling" in edges["_life"] and "_life" in edges["_batch"]  # imports are found
-    assert structure.circles(edges) == []
-    floor = structure.floors(edges)
-    assert [f"{a} -> {b}" for a, targets in edges.items() for b in targets if floor[b] >= floor[a]] == []
+    assert structure.circles(edges) == []  # floors come from the imports: without a circle, none points up
